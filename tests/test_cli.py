@@ -1,0 +1,19 @@
+"""The command line: `python -m vmflib bench vmf` prints one table and can write it."""
+
+import pandas as pd
+import pytest
+
+from vmflib.__main__ import main
+
+
+def test_bench_vmf_table(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    assert main(["bench", "vmf", "--dims", "10,1e4,1e7", "--n", "20", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kappa_mle rel err" in printed and "fit kappa (scipy)" in printed
+    df = pd.read_csv(out)
+    assert list(df["d"]) == [10, 10_000, 10_000_000]
+    assert (df["kappa_mle rel err"] < 1e-10).all()
+    assert (df["A_d rel err"] < 1e-10).all()
+    # where SciPy's fit is right it agrees with ours on the same data
+    assert df.loc[df.d == 10, "scipy/ours"].item() == pytest.approx(1.0, rel=1e-6)
