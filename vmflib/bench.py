@@ -95,3 +95,170 @@ def bench_vmf(dims=BENCH_DIMS, n_samples: int = 100, seed: int = 0, scipy_max_en
             row.update({"true kappa": true_kappa, "fit kappa (scipy)": "skipped (n*d too large)"})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --- sampling benchmark --------------------------------------------------------------------
+SAMPLING_MODELS = ("fnn", "cnn", "cnn_bn")
+SAMPLING_METHODS = (
+    "naive loop",
+    "per-example torch.func",
+    "vmflib auto",
+    "vmflib loop",
+    "vmflib vmap",
+    "vmflib contract",
+    "floor (one batch)",
+    "floor (best batch)",
+    "vmflib stats m",
+    "vmflib stats 4m",
+)
+FLOOR_BATCHES = (64, 256, 1024, 4096)
+
+
+def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_shape):
+    """Time (best of ``repeats``) and peak memory of one method; runs in a fresh process."""
+    import resource
+
+    import torch
+    import torch.nn.functional as F
+
+    from .models import build_model
+    from .sampling import _contract_unsupported, gradient_stats, minibatch_gradients, sample_indices
+
+    torch.set_num_threads(torch.get_num_threads())
+    dev = torch.device(device)
+    model = build_model(model_name, input_shape, 10, seed=0, device=dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    d = sum(p.numel() for p in params)
+    mm = 4 * m if method == "vmflib stats 4m" else m
+    n = max(mm * b, 4096)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, *input_shape, generator=g).to(dev)
+    y = torch.randint(0, 10, (n,), generator=g).to(dev)
+    idx = sample_indices(n, b, mm, g)
+    loss = F.cross_entropy
+
+    def naive():
+        out = torch.empty(m, d, device=dev)
+        for k in range(m):
+            model.zero_grad()
+            loss(model(x[idx[k]]), y[idx[k]]).backward()
+            out[k] = torch.cat([p.grad.reshape(-1) for p in params])
+        return out
+
+    def per_example():
+        if _contract_unsupported(model) and "BatchNorm" in _contract_unsupported(model):
+            raise NotImplementedError("n/a: BatchNorm couples the examples of a minibatch")
+        names = [nm for nm, p in model.named_parameters() if p.requires_grad]
+        pd = {nm: p.detach() for nm, p in model.named_parameters()}
+
+        def one(p, xi, yi):
+            return loss(torch.func.functional_call(model, p, (xi[None],)), yi[None])
+
+        ge = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))
+        out = torch.empty(m, d, device=dev)
+        step = max(1, chunk // 8)
+        for s in range(0, m, step):
+            e = min(m, s + step)
+            gr = ge(pd, x[idx[s:e]].reshape(-1, *input_shape), y[idx[s:e]].reshape(-1))
+            out[s:e] = torch.cat([gr[nm].reshape(e - s, b, -1).mean(1) for nm in names], dim=1)
+        return out
+
+    def vmflib(backend):
+        def f():
+            return minibatch_gradients(model, loss, x, y, idx, chunk_size=chunk, backend=backend, return_info=True)[1]["backend"]
+        return f
+
+    def floor(bs):
+        def f():
+            model.zero_grad()
+            flat = idx.reshape(-1)
+            for s in range(0, flat.numel(), bs):
+                sel = flat[s : s + bs]
+                (loss(model(x[sel]), y[sel]) * (sel.numel() / flat.numel())).backward()
+        return f
+
+    def stats():
+        return gradient_stats(model, loss, x, y, batch_size=b, num_batches=mm, chunk_size=chunk, generator=torch.Generator().manual_seed(1)).info["backend"]
+
+    fns = {
+        "naive loop": naive,
+        "per-example torch.func": per_example,
+        "vmflib auto": vmflib("auto"),
+        "vmflib loop": vmflib("loop"),
+        "vmflib vmap": vmflib("vmap"),
+        "vmflib contract": vmflib("contract"),
+        "floor (one batch)": floor(m * b),
+        "vmflib stats m": stats,
+        "vmflib stats 4m": stats,
+    }
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    note = ""
+    if method == "floor (best batch)":
+        best, peak_bs = np.inf, None
+        for bs in FLOOR_BATCHES + (m * b,):
+            fn = floor(bs)
+            fn()
+            for _ in range(repeats):
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                if time.perf_counter() - t0 < best:
+                    best, peak_bs = time.perf_counter() - t0, bs
+        return {"seconds": best, "peak_mb": float("nan"), "note": f"batch {peak_bs}", "d": d}
+    fn = fns[method]
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        res = fn()
+    except (NotImplementedError, ValueError) as e:
+        return {"seconds": float("nan"), "peak_mb": float("nan"), "note": str(e).split(";")[0][:60], "d": d}
+    if isinstance(res, str):
+        note = f"backend {res}"
+    best = np.inf
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    if dev.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
+
+
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int = 64, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
+    """Time and peak memory of m minibatch gradients (b examples each) per model and method.
+
+    Each (model, method) runs in a fresh process so its peak memory (CPU: peak RSS growth;
+    CUDA: peak allocated) is its own; times are the best of ``repeats`` after a warm-up.
+    Ratios compare vmflib with the naive loop and with the floor (the fastest plain
+    mean-gradient pass over the same m*b examples, best over batch sizes).
+    """
+    import multiprocessing as mp_
+
+    from tqdm.auto import tqdm
+
+    ctx = mp_.get_context("spawn")
+    rows = []
+    jobs = [(mn, me) for mn in models for me in SAMPLING_METHODS]
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        for mn, me in tqdm(jobs, desc="bench sampling", disable=not progress):
+            r = pool.apply(_sampling_method, (mn, me, m, b, chunk, device, repeats, input_shape))
+            rows.append({"model": mn, "method": me, **r})
+    df = pd.DataFrame(rows)
+    out = []
+    for mn, g in df.groupby("model", sort=False):
+        t = dict(zip(g["method"], g["seconds"]))
+        g = g.assign(**{
+            "x floor(best)": g["seconds"] / t["floor (best batch)"],
+            "x naive": g["seconds"] / t["naive loop"],
+        })
+        out.append(g)
+    return pd.concat(out, ignore_index=True)[["model", "d", "method", "seconds", "x floor(best)", "x naive", "peak_mb", "note"]]

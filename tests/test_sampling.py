@@ -1,0 +1,284 @@
+"""vmflib.sampling and vmflib.stats against plain loops and full-matrix formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vmflib import sampling, vmf
+from vmflib.stats import GradientAccumulator, NonFiniteGradientError
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.Tanh(), nn.Linear(24, 10))
+
+
+def cnn(bn=False):
+    layers = [nn.Conv2d(1, 4, 3, padding=1)]
+    layers += [nn.BatchNorm2d(4)] if bn else []
+    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(24, 10)]
+    return nn.Sequential(*layers)
+
+
+def frozen_mlp():
+    m = mlp()
+    m[1].bias.requires_grad_(False)
+    return m
+
+
+class TwoInputs(nn.Module):
+    """Linear on a [N, T, F] input (token-like extra dimension) plus an unused layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 5)
+        self.unused = nn.Linear(3, 3)
+        self.b = nn.Linear(40, 10)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x.reshape(x.shape[0], 8, 8)))
+        return self.b(h.reshape(h.shape[0], -1))
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "cnn_bn": lambda: cnn(True), "frozen": frozen_mlp, "tokens": TwoInputs}
+
+
+def data(n=120, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=g, dtype=dtype), torch.randint(0, 10, (n,), generator=g)
+
+
+def make(name, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return MODELS[name]().to(dtype)
+
+
+def supported_backends(model):
+    return ["loop", "vmap"] + ([] if sampling._contract_unsupported(model) else ["contract"])
+
+
+def naive(model, x, y, idx):
+    """The obvious reference: zero_grad, backward, flatten, per minibatch; BN state restored."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = []
+    model.train()
+    for k in range(idx.shape[0]):
+        model.zero_grad()
+        F.cross_entropy(model(x[idx[k]]), y[idx[k]]).backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters() if p.requires_grad]
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+        model.load_state_dict(state)
+    model.zero_grad()
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_backends_equal_naive_loop_float64(name):
+    model = make(name)
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
+    ref = naive(model, x, y, idx)
+    for backend in supported_backends(model):
+        G, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True)
+        assert info["backend"] == backend
+        assert G.shape == ref.shape == (9, sum(p.numel() for p in model.parameters() if p.requires_grad))
+        torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_bn"])
+def test_backends_agree_float32(name):
+    model = make(name, torch.float32)
+    x, y = data(dtype=torch.float32)
+    idx = sampling.sample_indices(len(x), 16, 6, torch.Generator().manual_seed(2))
+    ref = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop")
+    for backend in supported_backends(model):
+        G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend)
+        torch.testing.assert_close(G, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_backend_choice():
+    x, y = data()
+    idx = torch.arange(32).reshape(2, 16)
+    for name, expected in [("mlp", "contract"), ("cnn", "contract"), ("cnn_bn", "loop")]:
+        _, info = sampling.minibatch_gradients(make(name), F.cross_entropy, x, y, idx, return_info=True)
+        assert info["backend"] == expected
+
+
+def test_contract_falls_back_when_loss_is_not_a_mean():
+    def weird_loss(out, y):  # batch-coupled: not a mean of per-example losses
+        return F.cross_entropy(out, y) * out.shape[0] ** 0.5
+
+    model = make("mlp")
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 16, 4, torch.Generator().manual_seed(3))
+    G, info = sampling.minibatch_gradients(model, weird_loss, x, y, idx, return_info=True)
+    assert info["backend"] == "loop" and "fallback" in info
+    ref = sampling.minibatch_gradients(model, weird_loss, x, y, idx, backend="loop")
+    torch.testing.assert_close(G, ref)
+    with pytest.raises(ValueError, match="mean of per-example losses"):
+        sampling.minibatch_gradients(model, weird_loss, x, y, idx, backend="contract")
+
+
+@pytest.mark.parametrize("backend", ["loop", "vmap", "auto"])
+def test_model_state_untouched(backend):
+    model = make("cnn_bn")
+    model.eval()
+    model[1].train()  # mixed modes must come back exactly
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 7.0)
+    model[0].bias.grad = None
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads_before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    modes = [m.training for m in model.modules()]
+    x, y = data()
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=8, num_batches=5, backend=backend, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.rand(3), expected_next)  # global RNG state as it was
+    assert [m.training for m in model.modules()] == modes
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # parameters and BN running stats
+    for p, g in zip(model.parameters(), grads_before):
+        assert (p.grad is None and g is None) or torch.equal(p.grad, g)
+
+
+def reference_stats(G: np.ndarray):
+    """GS, GNS, DU from the full [m, d] matrix by the textbook formulas."""
+    m = G.shape[0]
+    norms = np.linalg.norm(G, axis=1)
+    gbar = G.mean(axis=0)
+    V = G.var(axis=0, ddof=1).sum()
+    f = vmf.fit(G, jackknife=True, debias=True)
+    return {
+        "mean_norm": norms.mean(),
+        "gns": norms.std(ddof=1) / norms.mean(),
+        "snr": np.linalg.norm(gbar) / np.sqrt(V),
+        "rbar": f.rbar,
+        "kappa_raw": f.kappa_raw,
+        "kappa_debiased": f.kappa_debiased,
+        "kappa_se": f.se,
+        "rayleigh_p": vmf.rayleigh_pvalue(f.rbar, m, G.shape[1]),
+        "null_hi": vmf.uniform_kappa_quantiles(m, G.shape[1], 0.975),
+    }
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "frozen"])
+def test_streaming_stats_equal_full_matrix(name):
+    model = make(name)
+    x, y = data()
+    m, b = 12, 10
+    st = sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=b, num_batches=m, generator=torch.Generator().manual_seed(5), chunk_size=5, jackknife_groups=m)
+    idx = sampling.sample_indices(len(x), b, m, torch.Generator().manual_seed(5))
+    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop").numpy()
+    ref = reference_stats(G)
+    for key, val in ref.items():
+        assert getattr(st.all, key) == pytest.approx(val, rel=1e-9), key
+    np.testing.assert_allclose(st.norms, np.linalg.norm(G, axis=1), rtol=1e-12)
+    assert st.all.gs == pytest.approx(1 / ref["snr"], rel=1e-9)
+    # per layer: the same formulas on each parameter tensor's own slice
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    sizes = [p.numel() for n, p in model.named_parameters() if p.requires_grad]
+    assert [s.name for s in st.layers] == names
+    off = 0
+    for s, size in zip(st.layers, sizes):
+        ref_l = reference_stats(G[:, off : off + size]) if size >= 2 else None
+        off += size
+        assert s.d == size and s.m == m
+        if ref_l:
+            for key in ("gns", "snr", "kappa_raw", "kappa_debiased", "kappa_se"):
+                assert getattr(s, key) == pytest.approx(ref_l[key], rel=1e-8), (s.name, key)
+
+
+def test_results_do_not_depend_on_chunk_size_and_are_seeded():
+    model = make("cnn")
+    x, y = data()
+    kw = dict(batch_size=8, num_batches=11, jackknife_groups=4)
+    runs = [
+        sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(9), chunk_size=c, **kw)
+        for c in (1, 3, 11)
+    ]
+    for r in runs[1:]:
+        for k, v in runs[0].all.to_dict().items():
+            if isinstance(v, float):
+                assert getattr(r.all, k) == pytest.approx(v, rel=1e-10, abs=1e-300), k
+    again = sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(9), chunk_size=3, **kw)
+    assert again.all == runs[1].all
+    other = sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(10), chunk_size=3, **kw)
+    assert other.all.kappa_raw != runs[1].all.kappa_raw
+
+
+def test_grouped_jackknife_matches_brute_force():
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((20, 50)) + 0.8
+    acc = GradientAccumulator([30, 20], ["a", "b"], 20, jackknife_groups=5)
+    for s in range(0, 20, 6):
+        acc.update(torch.tensor(G[s : s + 6]))
+    total, _ = acc.finalize()
+    groups = (np.arange(20) * 5) // 20
+    loo = [vmf.fit(G[groups != g], debias=True).kappa for g in range(5)]
+    brute = np.sqrt(4 / 5 * np.sum((np.array(loo) - np.mean(loo)) ** 2))
+    assert total.kappa_se == pytest.approx(brute, rel=1e-10)
+
+
+def test_non_finite_gradients_are_reported_not_averaged():
+    model = make("mlp")
+    x, y = data()
+    x[3, 0, 0, 0] = float("inf")
+    idx = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop")
+    assert not torch.isfinite(G[1]).all() and torch.isfinite(G[[0, 2]]).all()
+    acc = GradientAccumulator([G.shape[1]], ["all"], 3)
+    with pytest.raises(NonFiniteGradientError, match=r"minibatches \[1\]"):
+        acc.update(G)
+    with pytest.raises(NonFiniteGradientError):
+        sampling.gradient_stats(model, F.cross_entropy, x[:6], y[:6], batch_size=6, num_batches=3)
+
+
+def test_unused_parameters_give_zero_gradients_and_layer_without_direction():
+    model = make("tokens")
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 8, 4, torch.Generator().manual_seed(0))
+    ref = naive(model, x, y, idx)
+    for backend in ("loop", "vmap", "contract"):
+        G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend)
+        torch.testing.assert_close(G, ref)
+    st = sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=8, num_batches=4)
+    unused = [s for s in st.layers if s.name.startswith("unused")]
+    assert all(s.num_zero == 4 and s.m == 0 and np.isnan(s.kappa_raw) for s in unused)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch_size=500, num_batches=3), "larger than the data"),
+        (dict(batch_size=0, num_batches=3), ">= 1"),
+        (dict(batch_size=4, num_batches=1), "num_batches must be >= 2"),
+        (dict(batch_size=4, num_batches=3, backend="magic"), "backend must be one of"),
+        (dict(batch_size=4, num_batches=3, chunk_size=0), "chunk_size must be a positive integer"),
+    ],
+)
+def test_gradient_stats_bad_input(kwargs, match):
+    x, y = data()
+    with pytest.raises(ValueError, match=match):
+        sampling.gradient_stats(make("mlp"), F.cross_entropy, x, y, **kwargs)
+
+
+def test_minibatch_gradients_bad_input():
+    model = make("mlp")
+    x, y = data()
+    with pytest.raises(ValueError, match="same number of examples"):
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y[:-1], torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="non-empty"):
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.zeros(0, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 119\]"):
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.tensor([[0, 120]]))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 119\]"):
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.tensor([[-1, 3]]))
+    with pytest.raises(ValueError, match="integers"):
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="does not support"):
+        sampling.minibatch_gradients(make("cnn_bn"), F.cross_entropy, x, y, torch.zeros(2, 3, dtype=torch.long), backend="contract")

@@ -1,0 +1,352 @@
+"""Minibatch gradients of a PyTorch model at fixed weights, exact and fast.
+
+:func:`minibatch_gradients` returns the [m, d] matrix whose row k is the gradient of the
+mean loss over minibatch ``indices[k]``; :func:`gradient_stats` draws the minibatches,
+streams their gradients chunk by chunk into :class:`vmflib.stats.GradientAccumulator` and
+returns GS, GNS and DU (overall and per layer) without ever holding more than
+``chunk_size`` x d gradient entries.
+
+Three backends compute the same numbers (tests compare them in float64):
+
+* ``"loop"`` -- the reference: one ``torch.autograd.grad`` per minibatch. Works for any
+  model; on a CPU it is close to the cost floor for convolutional nets.
+* ``"vmap"`` -- ``torch.func.vmap(grad(...))`` over an [c, b, ...] chunk of minibatches
+  (``functional_call``; BatchNorm gets per-minibatch copies of its buffers so each
+  minibatch uses its own batch statistics). Fast on GPUs, where the loop is launch-bound.
+* ``"contract"`` -- one forward and one backward pass over the c*b examples of a chunk,
+  capturing each layer's inputs and output gradients, then contracting them per minibatch
+  (a batched matmul; im2col for convolutions). It costs about one ordinary mean-gradient
+  pass, so it reaches the floor on a CPU. Supported: models whose trainable parameters all
+  sit in ``nn.Linear`` or ``nn.Conv2d`` modules (each called once per forward) and that
+  have no batch-coupled layer (BatchNorm); the loss must be a mean of per-example losses
+  (checked at run time on the first chunk).
+
+``backend="auto"`` picks ``contract`` when it supports the model, else ``vmap`` on CUDA
+and ``loop`` on the CPU (the choice measured by ``python -m vmflib bench sampling``), and
+the result says which backend ran.
+
+Every backend leaves the model as it was: parameters, ``.grad``, buffers (BatchNorm running
+statistics), train/eval mode of every submodule and the global RNG state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .stats import JACKKNIFE_GROUPS, GradientAccumulator, GradientStats
+
+BACKENDS = ("auto", "loop", "vmap", "contract")
+#: Default bound on one chunk of gradient rows (bytes of the [c, d] block).
+CHUNK_BYTES = 256 * 2**20
+#: Largest default chunk (minibatches per vectorised pass).
+MAX_CHUNK = 64
+#: Relative tolerance of the run-time check that the loss is a mean of per-example losses.
+MEAN_LOSS_RTOL = 1e-4
+
+
+# --- model plumbing ------------------------------------------------------------------------
+def trainable_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """(name, tensor) of the trainable parameters, in ``named_parameters()`` order."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=True)")
+    return params
+
+
+@contextlib.contextmanager
+def _preserved(model: nn.Module):
+    """Run in train mode; restore every submodule's mode and the global RNG state after."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"} - {None})
+    with torch.random.fork_rng(devices=devices):
+        try:
+            model.train()
+            yield
+        finally:
+            for m, t in modes:
+                m.training = t
+
+
+def _has_batch_coupling(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: b.detach().clone() for n, b in model.named_buffers()}
+
+
+def _check_inputs(model, inputs, targets, indices) -> torch.Tensor:
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise ValueError("inputs and targets must be torch tensors")
+    if inputs.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"inputs and targets must have the same number of examples, got {inputs.shape[0]} and {targets.shape[0]}"
+        )
+    indices = torch.as_tensor(indices)
+    if indices.ndim != 2 or indices.shape[0] == 0 or indices.shape[1] == 0:
+        raise ValueError(f"indices must be a non-empty (m, b) integer tensor, got shape {tuple(indices.shape)}")
+    if indices.dtype.is_floating_point or indices.dtype == torch.bool:
+        raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+    n = inputs.shape[0]
+    lo, hi = int(indices.min()), int(indices.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(f"indices must lie in [0, {n - 1}] (the number of examples), got values in [{lo}, {hi}]")
+    return indices.long()
+
+
+def _resolve_backend(model: nn.Module, backend: str, device: torch.device) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "contract":
+        why = _contract_unsupported(model)
+        if why:
+            raise ValueError(f"the contract backend does not support this model: {why}; use backend='loop' or 'vmap'")
+    if backend != "auto":
+        return backend
+    if not _contract_unsupported(model):
+        return "contract"
+    return "vmap" if device.type == "cuda" else "loop"
+
+
+def _default_chunk(m: int, d: int, elsize: int) -> int:
+    return int(max(1, min(m, MAX_CHUNK, CHUNK_BYTES // max(1, d * elsize))))
+
+
+# --- backends ------------------------------------------------------------------------------
+def _loop_chunk(model, loss_fn, params, xb, yb) -> torch.Tensor:
+    """[c, d] gradients, one autograd.grad per minibatch (the reference)."""
+    names = [n for n, _ in params]
+    tensors = [p for _, p in params]
+    rows = []
+    for k in range(xb.shape[0]):
+        state = {**dict(zip(names, tensors)), **_buffers(model)}
+        out = torch.func.functional_call(model, state, (xb[k],))
+        loss = loss_fn(out, yb[k])
+        grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(t) if g is None else g).reshape(-1) for g, t in zip(grads, tensors)]))
+    return torch.stack(rows)
+
+
+def _vmap_chunk(model, loss_fn, params, xb, yb) -> torch.Tensor:
+    """[c, d] gradients by vmap(grad) over the chunk's minibatches."""
+    names = [n for n, _ in params]
+    detached = {n: p.detach() for n, p in params}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    c = xb.shape[0]
+    bufs = {n: b.unsqueeze(0).expand(c, *b.shape).clone() for n, b in _buffers(model).items()}
+
+    def loss_of(p, b, x, y):
+        out = torch.func.functional_call(model, {**p, **frozen, **b}, (x,))
+        return loss_fn(out, y)
+
+    grads = torch.func.vmap(torch.func.grad(loss_of), in_dims=(None, 0, 0, 0), randomness="different")(detached, bufs, xb, yb)
+    return torch.cat([grads[n].reshape(c, -1) for n in names], dim=1)
+
+
+def _contract_unsupported(model: nn.Module) -> str | None:
+    """Why the contract backend cannot handle the model (None if it can)."""
+    if _has_batch_coupling(model):
+        return "it has BatchNorm layers (batch statistics couple the examples)"
+    owners: dict[int, str] = {}
+    for mname, mod in model.named_modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            if id(p) in owners:
+                return f"parameter {mname}.{pname} is shared between modules"
+            if isinstance(mod, nn.Linear) or (
+                isinstance(mod, nn.Conv2d) and mod.groups == 1 and mod.padding_mode == "zeros" and not isinstance(mod.padding, str)
+            ):
+                owners[id(p)] = mname
+            else:
+                return f"trainable parameter {mname}.{pname} is in a {type(mod).__name__} (only Linear and Conv2d are supported)"
+    return None
+
+
+def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool) -> torch.Tensor:
+    """[c, d] gradients from one pass over the chunk's c*b examples (see module docstring)."""
+    c, b = xb.shape[:2]
+    x = xb.reshape(c * b, *xb.shape[2:])
+    y = yb.reshape(c * b, *yb.shape[2:])
+    wanted = {id(p) for _, p in params}
+    mods = [m for m in model.modules() if any(id(p) in wanted for p in m.parameters(recurse=False))]
+    captured: dict[nn.Module, list] = {m: [] for m in mods}
+
+    def hook(mod, inp, out):
+        captured[mod].append((inp[0].detach(), out))
+
+    handles = [m.register_forward_hook(hook) for m in mods]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    for m, calls in captured.items():
+        if len(calls) > 1:
+            raise RuntimeError(f"module {type(m).__name__} was called {len(calls)} times in one forward; use backend='loop'")
+    unused = [m for m in mods if not captured[m]]
+    mods = [m for m in mods if captured[m]]
+    total = loss_fn(out, y) * c  # = sum over minibatches of their mean losses
+    if check_loss:
+        with torch.no_grad():
+            per = sum(loss_fn(out[k * b : (k + 1) * b], y[k * b : (k + 1) * b]) for k in range(c))
+        if not torch.allclose(per.double(), total.detach().double(), rtol=MEAN_LOSS_RTOL, atol=1e-12):
+            raise _NotMeanLoss()
+    outs = [captured[m][0][1] for m in mods]
+    deltas = torch.autograd.grad(total, outs, allow_unused=True)
+    deltas = [torch.zeros_like(o) if g is None else g for g, o in zip(deltas, outs)]
+    grads: dict[int, torch.Tensor] = {id(p): torch.zeros(c, p.numel(), dtype=p.dtype, device=p.device) for m in unused for p in m.parameters(recurse=False)}
+    for m, delta in zip(mods, deltas):
+        a = captured[m][0][0]
+        if isinstance(m, nn.Linear):
+            a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
+            d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
+            gw = torch.bmm(d3.transpose(1, 2), a3)  # [c, out, in]
+            gb = d3.sum(dim=1)
+        else:  # Conv2d, im2col
+            cols = F.unfold(a, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)  # [N, C k k, L]
+            dl = delta.reshape(delta.shape[0], delta.shape[1], -1)  # [N, O, L]
+            O, K, L = dl.shape[1], cols.shape[1], cols.shape[2]
+            gw = torch.bmm(dl.reshape(c, b, O, L).permute(0, 2, 1, 3).reshape(c, O, b * L),
+                           cols.reshape(c, b, K, L).permute(0, 1, 3, 2).reshape(c, b * L, K))  # [c, O, K]
+            gb = dl.reshape(c, b, O, L).sum(dim=(1, 3))
+        if m.weight.requires_grad:
+            grads[id(m.weight)] = gw.reshape(c, -1)
+        if m.bias is not None and m.bias.requires_grad:
+            grads[id(m.bias)] = gb.reshape(c, -1)
+    return torch.cat([grads[id(p)] for _, p in params], dim=1)
+
+
+class _NotMeanLoss(Exception):
+    pass
+
+
+def _chunks(m: int, size: int):
+    for s in range(0, m, size):
+        yield s, min(m, s + size)
+
+
+def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend):
+    """Yield [c, d] gradient chunks; sets info['backend'] to the backend that ran."""
+    params = trainable_parameters(model)
+    d = sum(p.numel() for _, p in params)
+    m = indices.shape[0]
+    device = params[0][1].device
+    chosen = _resolve_backend(model, backend, device)
+    if chunk_size is None:
+        chunk_size = _default_chunk(m, d, params[0][1].element_size())
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    info = {"backend": chosen, "chunk_size": int(chunk_size), "d": d, "m": m}
+    yield info
+    first = True
+    for s, e in _chunks(m, int(chunk_size)):
+        idx = indices[s:e].to(inputs.device)
+        xb = inputs[idx].to(device)
+        yb = targets[idx].to(device)
+        if info["backend"] == "contract":
+            try:
+                G = _contract_chunk(model, loss_fn, params, xb, yb, check_loss=first)
+            except _NotMeanLoss:
+                if backend == "contract":
+                    raise ValueError("the contract backend needs a loss that is the mean of per-example losses") from None
+                info["backend"] = "vmap" if device.type == "cuda" else "loop"
+                info["fallback"] = "loss is not a mean of per-example losses"
+        if info["backend"] == "loop":
+            G = _loop_chunk(model, loss_fn, params, xb, yb)
+        elif info["backend"] == "vmap":
+            G = _vmap_chunk(model, loss_fn, params, xb, yb)
+        first = False
+        yield G.detach()
+
+
+# --- public API ----------------------------------------------------------------------------
+def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, indices, *, chunk_size: int | None = None, backend: str = "auto", return_info: bool = False):
+    """Gradients of the mean loss over each minibatch, at the model's current weights.
+
+    Args:
+        model: a torch module (any device); measured in train mode, left as it was.
+        loss_fn: ``loss_fn(outputs, targets)`` -> mean loss of a batch.
+        inputs: [N, ...] examples. targets: [N, ...] targets.
+        indices: [m, b] integer tensor; row k lists the examples of minibatch k.
+        chunk_size: minibatches per vectorised pass (default: memory-bounded, <= 64).
+        backend: "auto", "loop", "vmap" or "contract" (see module docstring).
+        return_info: also return a dict saying which backend ran.
+
+    Returns:
+        [m, d] tensor (the parameters' dtype and device), row k the gradient for
+        minibatch k, parameters flattened in ``named_parameters()`` order (trainable only).
+    """
+    indices = _check_inputs(model, inputs, targets, indices)
+    with _preserved(model):
+        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend)
+        info = next(it)
+        G = torch.cat(list(it))
+    return (G, info) if return_info else G
+
+
+def sample_indices(num_examples: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[m, b] indices: m minibatches of b examples, each drawn uniformly without replacement.
+
+    Minibatches are independent of each other (an example may appear in several).
+    """
+    if batch_size < 1 or num_batches < 1:
+        raise ValueError(f"batch_size and num_batches must be >= 1, got {batch_size} and {num_batches}")
+    if batch_size > num_examples:
+        raise ValueError(f"batch_size {batch_size} is larger than the data ({num_examples} examples)")
+    return torch.stack([torch.randperm(num_examples, generator=generator)[:batch_size] for _ in range(num_batches)])
+
+
+def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int, num_batches: int, generator: torch.Generator | None = None, chunk_size: int | None = None, per_layer: bool = True, backend: str = "auto", jackknife_groups: int = JACKKNIFE_GROUPS, progress: bool = False) -> GradientStats:
+    """GS, GNS and DU of ``num_batches`` minibatch gradients at the model's current weights.
+
+    Args:
+        model, loss_fn, inputs, targets: as in :func:`minibatch_gradients`.
+        batch_size: b, examples per minibatch. num_batches: m, the number of minibatches.
+        generator: torch.Generator for the minibatch draw (seed it for reproducibility).
+        chunk_size: minibatches per pass; memory holds at most chunk_size x d gradients.
+        per_layer: also compute the statistics of each parameter tensor.
+        backend: "auto", "loop", "vmap" or "contract".
+        jackknife_groups: groups of the delete-a-group jackknife of kappa (leave-one-out
+            when m <= this; 0 disables it).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        :class:`vmflib.stats.GradientStats` (``.all`` overall, ``.layers`` per tensor,
+        ``.info`` with backend, chunk size, b, m, d and seconds).
+    """
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise ValueError("inputs and targets must be torch tensors")
+    if inputs.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"inputs and targets must have the same number of examples, got {inputs.shape[0]} and {targets.shape[0]}"
+        )
+    if num_batches < 2:
+        raise ValueError(f"num_batches must be >= 2 to measure stochasticity, got {num_batches}")
+    indices = sample_indices(inputs.shape[0], batch_size, num_batches, generator)
+    indices = _check_inputs(model, inputs, targets, indices)
+    params = trainable_parameters(model)
+    t0 = time.perf_counter()
+    with _preserved(model):
+        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend)
+        info = next(it)
+        acc = GradientAccumulator(
+            [p.numel() for _, p in params], [n for n, _ in params], num_batches,
+            device=params[0][1].device, jackknife_groups=jackknife_groups, per_layer=per_layer,
+        )
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=-(-num_batches // info["chunk_size"]), desc="minibatch gradients", unit="chunk", leave=False)
+        for G in it:
+            acc.update(G)
+    total, layers = acc.finalize()
+    info.update({"batch_size": int(batch_size), "seconds": time.perf_counter() - t0, "device": str(params[0][1].device)})
+    return GradientStats(all=total, layers=layers, norms=np.array(acc.norms), info=info)

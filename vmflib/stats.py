@@ -1,0 +1,280 @@
+"""Streaming directional and norm statistics of a set of gradients.
+
+:class:`GradientAccumulator` is fed the m minibatch gradients chunk by chunk ([c, d] rows,
+any device, any float dtype) and accumulates in float64 exactly what GS, GNS and DU need
+(``../shared/docs/science.md``):
+
+* the sum of the gradients and the sum of squared deviations (Chan et al. 1979 merge of
+  per-chunk centred sums, so the trace of the covariance has no catastrophic cancellation);
+* every gradient's norm (m numbers per layer);
+* the sum of the unit vectors u_k = g_k / |g_k|, globally and per layer;
+* the same unit-vector sums per jackknife group (G groups, G = m for the ordinary
+  leave-one-out jackknife when m <= G), for a jackknife standard error of kappa.
+
+It never holds more than the chunk it is given plus O((G + 3) d) float64 numbers, so m is
+unbounded. :meth:`GradientAccumulator.finalize` turns the sums into
+:class:`DirectionalStats` for the whole parameter vector and for each layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from . import vmf
+
+#: Two-sided level of the uniform null band of kappa reported with every measurement.
+NULL_BAND = (0.025, 0.5, 0.975)
+#: Default number of jackknife groups (leave-one-out exactly when m <= this).
+JACKKNIFE_GROUPS = 16
+#: Column block (entries per row) for float64 work on a chunk; bounds temporary memory.
+COLUMN_BLOCK = 1 << 20
+
+
+class NonFiniteGradientError(FloatingPointError, ValueError):
+    """Some minibatch gradients contain NaN or inf (the rows are listed in the message)."""
+
+
+@dataclass(frozen=True)
+class DirectionalStats:
+    """GS, GNS and DU of m gradients in d dimensions (one layer, or all parameters).
+
+    Attributes:
+        name: "all" or the parameter's name.
+        d: dimension. m: number of gradients with a direction (nonzero norm).
+        mean_norm: mean of |g_k|. gns: sd(|g_k|) / mean(|g_k|) (ddof = 1).
+        snr: |gbar| / sqrt(tr Cov) (Shwartz-Ziv & Tishby 2017); gs = 1 / snr.
+        rbar, rbar_debiased: raw and debiased mean resultant length of u_k.
+        kappa_raw, kappa_debiased: MLE kappa at rbar and at rbar_debiased.
+        kappa_se: jackknife standard error of kappa_debiased; kappa_raw_se likewise.
+        null_lo, null_median, null_hi: quantiles NULL_BAND of kappa_raw for uniform
+            directions (same m, d); rayleigh_p: p-value of uniformity (Rayleigh test).
+        num_zero: gradients with zero norm in this block (no direction; left out of DU).
+    """
+
+    name: str
+    d: int
+    m: int
+    mean_norm: float
+    gns: float
+    snr: float
+    gs: float
+    rbar: float
+    rbar_debiased: float
+    kappa_raw: float
+    kappa_debiased: float
+    kappa_se: float
+    kappa_raw_se: float
+    null_lo: float
+    null_median: float
+    null_hi: float
+    rayleigh_p: float
+    num_zero: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GradientStats:
+    """Result of :func:`vmflib.sampling.gradient_stats`: overall and per-layer statistics.
+
+    ``all`` holds the statistics of the flattened parameter vector; ``layers`` one entry
+    per trainable parameter tensor, in ``named_parameters()`` order. ``norms`` are the m
+    gradient norms. ``info`` says how they were computed (backend, chunk size, ...).
+    """
+
+    all: DirectionalStats
+    layers: list[DirectionalStats]
+    norms: np.ndarray = field(repr=False)
+    info: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):  # gs, gns, kappa_raw, ... straight from ``all``
+        if name in DirectionalStats.__dataclass_fields__:
+            return getattr(self.all, name)
+        raise AttributeError(name)
+
+    def layer_table(self):
+        """Per-layer statistics as a pandas DataFrame (one row per parameter tensor)."""
+        import pandas as pd
+
+        return pd.DataFrame([s.to_dict() for s in self.layers])
+
+
+class GradientAccumulator:
+    """Float64 streaming sums over rows of [c, d] gradient chunks.
+
+    Args:
+        sizes: number of entries of each block (parameter tensor), in order; sum = d.
+        names: names of the blocks.
+        num_rows: m, the total number of rows that will be fed (fixes jackknife groups).
+        device: where the float64 sums live (the gradients' device).
+        jackknife_groups: G; 0 turns the jackknife off.
+        per_layer: also keep per-block unit-vector sums (2x the memory).
+    """
+
+    def __init__(self, sizes, names, num_rows: int, *, device="cpu", jackknife_groups: int = JACKKNIFE_GROUPS, per_layer: bool = True):
+        self.sizes = [int(s) for s in sizes]
+        if any(s <= 0 for s in self.sizes):
+            raise ValueError(f"block sizes must be positive, got {self.sizes}")
+        self.names = list(names)
+        if len(self.names) != len(self.sizes):
+            raise ValueError(f"{len(self.names)} names for {len(self.sizes)} blocks")
+        self.d = sum(self.sizes)
+        if self.d < 2:
+            raise ValueError(f"need d >= 2 parameters for directions, got d = {self.d}")
+        if num_rows < 2:
+            raise ValueError(f"need at least 2 gradients (num_rows), got {num_rows}")
+        self.m = int(num_rows)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        self.device = torch.device(device)
+        self.per_layer = bool(per_layer)
+        self.groups = min(int(jackknife_groups), self.m) if jackknife_groups else 0
+        f64 = dict(dtype=torch.float64, device=self.device)
+        self.seen = 0
+        self.sum = torch.zeros(self.d, **f64)
+        self.m2 = torch.zeros(len(self.sizes), **f64)  # per-block sum of squared deviations
+        self.usum = torch.zeros(self.d, **f64)  # sum of global unit vectors
+        self.lsum = torch.zeros(self.d, **f64) if self.per_layer else None  # per-block unit vectors
+        self.gusum = torch.zeros(self.groups, self.d, **f64) if self.groups else None
+        self.glsum = torch.zeros(self.groups, self.d, **f64) if (self.groups and self.per_layer) else None
+        self.norms = np.zeros(self.m)
+        self.layer_norms = np.zeros((self.m, len(self.sizes)))
+
+    def _blocks(self):
+        """(block index, start, stop) column pieces of at most COLUMN_BLOCK entries."""
+        for i, (a, b) in enumerate(zip(self.offsets[:-1], self.offsets[1:])):
+            for s in range(a, b, COLUMN_BLOCK):
+                yield i, s, min(b, s + COLUMN_BLOCK)
+
+    @staticmethod
+    def _blk_sq(G, a, b):
+        return torch.linalg.vector_norm(G[:, a:b], dtype=torch.float64).pow(2)
+
+    def group_of(self, rows: torch.Tensor) -> torch.Tensor:
+        return (rows * self.groups) // self.m
+
+    @torch.no_grad()
+    def update(self, G: torch.Tensor) -> None:
+        """Add rows [c, d] (gradients of minibatches seen, seen + 1, ...)."""
+        if G.ndim != 2 or G.shape[1] != self.d:
+            raise ValueError(f"expected a chunk of shape [c, {self.d}], got {tuple(G.shape)}")
+        c = G.shape[0]
+        if self.seen + c > self.m:
+            raise ValueError(f"fed {self.seen + c} rows, but the accumulator was made for {self.m}")
+        finite = torch.isfinite(G).all(dim=1)
+        if not bool(finite.all()):
+            bad = (self.seen + torch.nonzero(~finite).flatten()).tolist()
+            raise NonFiniteGradientError(
+                f"non-finite (NaN or inf) entries in the gradients of minibatches {bad[:20]}; "
+                "they are not averaged in: fix the model or learning rate, or treat the run as diverged"
+            )
+        G = G.to(self.device)
+        f64 = dict(dtype=torch.float64, device=self.device)
+        nblk = len(self.sizes)
+        # pass 1: squared norms per block, read straight from the chunk in float64
+        lsq = torch.zeros(c, nblk, **f64)
+        for i, a, b in self._blocks():
+            lsq[:, i] += torch.linalg.vector_norm(G[:, a:b], dim=1, dtype=torch.float64).pow(2)
+        lnorm = lsq.sqrt()
+        norm = lsq.sum(dim=1).sqrt()
+        if bool((norm == 0).any()):
+            bad = (self.seen + torch.nonzero(norm == 0).flatten()).tolist()
+            raise ValueError(f"minibatch gradients {bad[:20]} are exactly zero: they have no direction")
+        inv = 1.0 / norm
+        linv = torch.where(lnorm > 0, 1.0 / lnorm.clamp_min(1e-300), torch.zeros_like(lnorm))
+        # pass 2: every sum is a weighted sum of the chunk's rows, so one float64 matmul
+        # W [K, c] @ G_block [c, n] per block gives them all: plain sum, global unit
+        # vectors, per-block unit vectors, and both per jackknife group present.
+        rows = torch.arange(self.seen, self.seen + c, device=self.device)
+        if self.groups:
+            grp = self.group_of(rows)
+            present = torch.unique(grp)
+            onehot = (grp[None, :] == present[:, None]).double()  # [P, c]
+        n_a, n_b = self.seen, c
+        for i, a, b in self._blocks():
+            Wrows = [torch.ones(c, **f64), inv]
+            if self.per_layer:
+                Wrows.append(linv[:, i])
+            W = torch.stack(Wrows)
+            if self.groups:
+                W = torch.cat([W, onehot * inv] + ([onehot * linv[:, i]] if self.per_layer else []))
+            R = W @ G[:, a:b].double()  # [K, n]
+            csum = R[0]
+            # centred sum of squares of the chunk (float64), merged by Chan et al. (1979)
+            self.m2[i] += (lsq[:, i].sum() if b - a == self.sizes[i] else self._blk_sq(G, a, b)) - csum @ csum / n_b
+            if n_a > 0:
+                delta = csum / n_b - self.sum[a:b] / n_a
+                self.m2[i] += (delta @ delta) * (n_a * n_b / (n_a + n_b))
+            self.sum[a:b] += csum
+            self.usum[a:b] += R[1]
+            k = 2
+            if self.per_layer:
+                self.lsum[a:b] += R[2]
+                k = 3
+            if self.groups:
+                P = present.numel()
+                self.gusum[present, a:b] += R[k : k + P]
+                if self.per_layer:
+                    self.glsum[present, a:b] += R[k + P : k + 2 * P]
+        self.norms[self.seen : self.seen + c] = norm.cpu().numpy()
+        self.layer_norms[self.seen : self.seen + c] = lnorm.cpu().numpy()
+        self.seen += c
+
+    def _directional(self, name, d, norms, m, gbar2, m2, usum, gsum, group_counts, num_zero=0) -> DirectionalStats:
+        """Statistics of one block from its float64 sums.
+
+        norms: all m_total norms of the block; m: how many of them are nonzero (directions).
+        """
+        mean_norm = float(norms.mean())
+        gns = float(norms.std(ddof=1) / mean_norm) if mean_norm > 0 else math.nan
+        var_trace = m2 / (self.m - 1)
+        snr = math.sqrt(gbar2 / var_trace) if var_trace > 0 else math.inf
+        gs = 1.0 / snr if snr > 0 else math.inf
+        nan = math.nan
+        if m < 2 or d < 2:
+            return DirectionalStats(name, d, m, mean_norm, gns, snr, gs, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, num_zero)
+        s2 = float(usum @ usum)
+        rbar = math.sqrt(s2) / m
+        rbar_deb = float(vmf.resultant_to_rbar(s2, m, debias=True))
+        k_raw = float(vmf.kappa_from_resultant(s2, m, d))
+        k_deb = float(vmf.kappa_from_resultant(s2, m, d, debias=True))
+        se = se_raw = nan
+        if gsum is not None and gsum.shape[0] >= 2:
+            loo_s2 = (s2 - 2.0 * (gsum @ usum) + (gsum * gsum).sum(dim=1)).cpu().numpy()
+            loo_n = m - group_counts
+            ok = loo_n >= 3
+            if ok.sum() >= 2:
+                se = vmf.jackknife_se(loo_s2[ok], loo_n[ok], d, debias=True)
+                se_raw = vmf.jackknife_se(loo_s2[ok], loo_n[ok], d)
+        lo, med, hi = vmf.uniform_kappa_quantiles(m, d, NULL_BAND)
+        p = float(vmf.rayleigh_pvalue(min(rbar, 1.0), m, d))
+        return DirectionalStats(name, d, m, mean_norm, gns, snr, gs, rbar, rbar_deb, k_raw, k_deb, se, se_raw, float(lo), float(med), float(hi), p, num_zero)
+
+    def finalize(self) -> tuple[DirectionalStats, list[DirectionalStats]]:
+        """Statistics of all parameters and of each block (empty list if not per_layer)."""
+        if self.seen != self.m:
+            raise ValueError(f"accumulator expected {self.m} rows, got {self.seen}")
+        m = self.m
+        counts = np.bincount((np.arange(m) * self.groups) // m, minlength=self.groups) if self.groups else None
+        gbar = self.sum / m
+        total = self._directional("all", self.d, self.norms, m, float(gbar @ gbar), float(self.m2.sum()), self.usum, self.gusum, counts)
+        layers = []
+        if self.per_layer:
+            grp_rows = (np.arange(m) * self.groups) // m if self.groups else None
+            for i, (name, a, b) in enumerate(zip(self.names, self.offsets[:-1], self.offsets[1:])):
+                ln = self.layer_norms[:, i]
+                nz = ln > 0
+                gb = gbar[a:b]
+                gcounts = np.bincount(grp_rows[nz], minlength=self.groups) if self.groups else None
+                layers.append(
+                    self._directional(
+                        name, b - a, ln, int(nz.sum()),
+                        float(gb @ gb), float(self.m2[i]), self.lsum[a:b],
+                        self.glsum[:, a:b] if self.groups else None, gcounts, num_zero=int((~nz).sum()),
+                    )
+                )
+        return total, layers
