@@ -150,35 +150,44 @@ class GradientAccumulator:
             for s in range(a, b, COLUMN_BLOCK):
                 yield i, s, min(b, s + COLUMN_BLOCK)
 
-    @staticmethod
-    def _blk_sq(G, a, b):
-        return torch.linalg.vector_norm(G[:, a:b], dtype=torch.float64).pow(2)
+    def _piece(self, G, i, a, b):
+        """Columns [a, b) of the chunk, which lie in block i."""
+        o = self.offsets[i]
+        return G[i][:, a - o : b - o]
 
     def group_of(self, rows: torch.Tensor) -> torch.Tensor:
         return (rows * self.groups) // self.m
 
     @torch.no_grad()
-    def update(self, G: torch.Tensor) -> None:
-        """Add rows [c, d] (gradients of minibatches seen, seen + 1, ...)."""
-        if G.ndim != 2 or G.shape[1] != self.d:
-            raise ValueError(f"expected a chunk of shape [c, {self.d}], got {tuple(G.shape)}")
-        c = G.shape[0]
+    def update(self, G) -> None:
+        """Add rows (gradients of minibatches seen, seen + 1, ...).
+
+        Args:
+            G: [c, d] tensor, or a list of per-block [c, size_i] tensors (saves a copy).
+        """
+        if isinstance(G, torch.Tensor):
+            if G.ndim != 2 or G.shape[1] != self.d:
+                raise ValueError(f"expected a chunk of shape [c, {self.d}], got {tuple(G.shape)}")
+            G = list(torch.split(G, self.sizes, dim=1))
+        if len(G) != len(self.sizes) or any(g.ndim != 2 or g.shape[1] != s for g, s in zip(G, self.sizes)):
+            raise ValueError(f"expected {len(self.sizes)} blocks of widths {self.sizes}, got shapes {[tuple(g.shape) for g in G]}")
+        c = G[0].shape[0]
         if self.seen + c > self.m:
             raise ValueError(f"fed {self.seen + c} rows, but the accumulator was made for {self.m}")
-        finite = torch.isfinite(G).all(dim=1)
+        finite = torch.stack([torch.isfinite(g).all(dim=1) for g in G]).all(dim=0)
         if not bool(finite.all()):
             bad = (self.seen + torch.nonzero(~finite).flatten()).tolist()
             raise NonFiniteGradientError(
                 f"non-finite (NaN or inf) entries in the gradients of minibatches {bad[:20]}; "
                 "they are not averaged in: fix the model or learning rate, or treat the run as diverged"
             )
-        G = G.to(self.device)
+        G = [g.to(self.device) for g in G]
         f64 = dict(dtype=torch.float64, device=self.device)
         nblk = len(self.sizes)
         # pass 1: squared norms per block, read straight from the chunk in float64
         lsq = torch.zeros(c, nblk, **f64)
         for i, a, b in self._blocks():
-            lsq[:, i] += torch.linalg.vector_norm(G[:, a:b], dim=1, dtype=torch.float64).pow(2)
+            lsq[:, i] += torch.linalg.vector_norm(self._piece(G, i, a, b), dim=1, dtype=torch.float64).pow(2)
         lnorm = lsq.sqrt()
         norm = lsq.sum(dim=1).sqrt()
         if bool((norm == 0).any()):
@@ -202,10 +211,11 @@ class GradientAccumulator:
             W = torch.stack(Wrows)
             if self.groups:
                 W = torch.cat([W, onehot * inv] + ([onehot * linv[:, i]] if self.per_layer else []))
-            R = W @ G[:, a:b].double()  # [K, n]
+            piece = self._piece(G, i, a, b)
+            R = W @ piece.double()  # [K, n]
             csum = R[0]
             # centred sum of squares of the chunk (float64), merged by Chan et al. (1979)
-            self.m2[i] += (lsq[:, i].sum() if b - a == self.sizes[i] else self._blk_sq(G, a, b)) - csum @ csum / n_b
+            self.m2[i] += (lsq[:, i].sum() if b - a == self.sizes[i] else torch.linalg.vector_norm(piece, dtype=torch.float64).pow(2)) - csum @ csum / n_b
             if n_a > 0:
                 delta = csum / n_b - self.sum[a:b] / n_a
                 self.m2[i] += (delta @ delta) * (n_a * n_b / (n_a + n_b))

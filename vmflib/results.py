@@ -1,0 +1,154 @@
+"""Run records: one folder per run, tidy tables + metadata, atomic writes, cache keys.
+
+A run folder holds
+
+* ``measurements.csv`` -- one row per measurement point (step, epoch, losses, accuracies,
+  GS, GNS, DU and the rest of :class:`vmflib.stats.DirectionalStats`);
+* ``layers.csv`` -- the same statistics per parameter tensor (one row per point and layer);
+* ``meta.json`` -- config, versions, device, timings, status, data fingerprint, code
+  version and cache key;
+* ``checkpoint.pt`` while the run is resumable.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+crash never leaves a half-written file. :func:`load_runs` gathers many runs into one
+DataFrame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+MEASUREMENTS = "measurements.csv"
+LAYERS = "layers.csv"
+META = "meta.json"
+CHECKPOINT = "checkpoint.pt"
+STATUSES = ("running", "complete", "diverged", "failed")
+
+
+def atomic_write(path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_torch_save(obj, path) -> Path:
+    """``torch.save`` through :func:`atomic_write`."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write(path, buf.getvalue())
+
+
+def write_json(path, obj) -> Path:
+    return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_table(path, rows: list[dict]) -> Path:
+    return atomic_write(path, pd.DataFrame(rows).to_csv(index=False))
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def code_version() -> str:
+    """sha256 (16 hex) of vmflib's source files, plus the git commit when available."""
+    pkg = Path(__file__).parent
+    h = hashlib.sha256()
+    for p in sorted(pkg.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    digest = h.hexdigest()[:16]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=pkg, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{digest}+git.{commit}" if commit else digest
+
+
+def cache_key(config: dict, data_fingerprint: str, code: str | None = None) -> str:
+    """sha256 over (config, data fingerprint, library code): equal keys mean equal results."""
+    code = code if code is not None else code_version().split("+")[0]
+    return hashlib.sha256(canonical_json({"config": config, "data": data_fingerprint, "code": code}).encode()).hexdigest()
+
+
+def versions() -> dict:
+    import numpy
+    import scipy
+    import torch
+
+    from . import __version__
+
+    out = {"vmflib": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__, "platform": platform.platform()}
+    try:
+        import torchvision
+
+        out["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def read_meta(run_dir) -> dict:
+    return json.loads((Path(run_dir) / META).read_text())
+
+
+def load_run(run_dir) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(measurements, layers, meta) of one run folder."""
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
+    meas = pd.read_csv(run_dir / MEASUREMENTS) if (run_dir / MEASUREMENTS).exists() else pd.DataFrame()
+    layers = pd.read_csv(run_dir / LAYERS) if (run_dir / LAYERS).exists() else pd.DataFrame()
+    return meas, layers, meta
+
+
+#: Config entries copied onto every row by :func:`load_runs`.
+ID_COLUMNS = ("dataset", "model", "seed", "lr", "batch_size", "m")
+
+
+def load_runs(root, *, layers: bool = False, status: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """All runs under ``root`` (any depth) as one tidy DataFrame.
+
+    Each row is a measurement point (or, with ``layers=True``, a point and layer), with the
+    run's identifying config (:data:`ID_COLUMNS`), ``run`` (folder name) and ``status``.
+    ``status`` keeps only runs with those statuses.
+    """
+    frames = []
+    for meta_path in sorted(Path(root).rglob(META)):
+        meas, lay, meta = load_run(meta_path.parent)
+        if status is not None and meta.get("status") not in status:
+            continue
+        df = lay if layers else meas
+        if df.empty:
+            continue
+        cfg = meta.get("config", {})
+        ids = {k: cfg.get(k) for k in ID_COLUMNS}
+        df = df.assign(run=meta_path.parent.name, status=meta.get("status"), **ids)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
