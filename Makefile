@@ -6,6 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
+JOBS    ?= 2
 
 .PHONY: venv test reproduce bench clean-venv
 
@@ -19,9 +20,9 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Until the reproduction pipeline lands (issue 5) the main job runs what exists: the vMF benchmark.
+# The main job: every notebook of the profile through papermill, then the book.
 reproduce: $(STAMP)
-	$(PY) -m vmflib bench vmf
+	$(PY) -m vmflib reproduce --profile $(PROFILE) --jobs $(JOBS)
 
 bench: $(STAMP)
 	$(PY) -m vmflib bench vmf

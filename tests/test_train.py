@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from vmflib import results
 from vmflib.train import RunConfig, measurement_steps, run
@@ -61,6 +62,8 @@ def test_schedule():
 
 CHILD = """
 import sys, time
+import torch
+torch.set_num_threads(int(sys.argv[3]))
 from vmflib.train import RunConfig, run
 cfg = RunConfig(**eval(sys.argv[2]))
 run(cfg, sys.argv[1], progress=False, on_epoch_end=lambda e: time.sleep(1.5))
@@ -71,8 +74,12 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     kw = {**TINY, "model": "cnn", "epochs": 4, "measure_every": 0.5}
     ref = run(RunConfig(**kw), tmp_path / "ref", progress=False)
     out = tmp_path / "killed"
+    # same thread count as this process: float reductions must run in the same order (other
+    # tests, e.g. Dask's nanny, may have put OMP/MKL_NUM_THREADS=1 into os.environ)
+    n = str(torch.get_num_threads())
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out), repr(kw)], env=env)
+    env.update({k: n for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out), repr(kw), n], env=env)
     ckpt = out / results.CHECKPOINT
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:

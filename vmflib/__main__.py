@@ -24,7 +24,7 @@ def _cmd_bench(args) -> int:
         df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats)
         title = (
             f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
-            f"chunk={args.chunk}; best of {args.repeats}; each method in its own process;\n"
+            f"chunk={args.chunk or 'vmflib default'}; best of {args.repeats}; each method in its own process;\n"
             "x floor(best) = time / fastest plain mean-gradient pass over the same m*b examples "
             "(best batch size); x naive = time / naive loop"
         )
@@ -47,6 +47,13 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    return reproduce(args.profile, out=args.out, n_jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+                     force=args.force, book=not args.no_book, data_root=args.data_root, device=args.device)
+
+
 def _cuda() -> bool:
     try:
         import torch
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default=None, help="comma-separated model names (sampling)")
     p.add_argument("--m", type=int, default=256, help="number of minibatches (sampling)")
     p.add_argument("--b", type=int, default=64, help="minibatch size (sampling)")
-    p.add_argument("--chunk", type=int, default=64, help="minibatches per vectorised pass (sampling)")
+    p.add_argument("--chunk", type=int, default=None, help="minibatches per vectorised pass (sampling; default: vmflib's own choice)")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="device (sampling)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up (sampling)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
@@ -77,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", choices=["mnist", "cifar10"])
     f.add_argument("--root", default=None, help="data folder (default: $VMFLIB_DATA or ./data)")
     f.set_defaults(func=_cmd_data)
+    p = sub.add_parser("reproduce", help="run a profile's notebooks with papermill, then build the book")
+    p.add_argument("--profile", default="quick", help="smoke, quick, paper, or a path to a profile .yaml")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel")
+    p.add_argument("--executor", choices=["local", "dask"], default="local")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--force", action="store_true", help="recompute every job, ignoring the cache")
+    p.add_argument("--out", default="results", help="results folder")
+    p.add_argument("--data-root", default=None, help="data folder (default: $VMFLIB_DATA or ./data)")
+    p.add_argument("--device", default=None, help="override the profile's device for every run")
+    p.add_argument("--no-book", action="store_true", help="skip the book build")
+    p.set_defaults(func=_cmd_reproduce)
     args = parser.parse_args(argv)
     return args.func(args)
 

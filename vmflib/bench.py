@@ -156,7 +156,7 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
 
         ge = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))
         out = torch.empty(m, d, device=dev)
-        step = max(1, chunk // 8)
+        step = max(1, (chunk or 64) // 8)
         for s in range(0, m, step):
             e = min(m, s + step)
             gr = ge(pd, x[idx[s:e]].reshape(-1, *input_shape), y[idx[s:e]].reshape(-1))
@@ -233,7 +233,7 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
     return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int = 64, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
     Each (model, method) runs in a fresh process so its peak memory (CPU: peak RSS growth;

@@ -75,11 +75,16 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def code_version() -> str:
-    """sha256 (16 hex) of vmflib's source files, plus the git commit when available."""
+#: The modules whose code determines a training run's numbers (its cache key hashes these).
+RUN_MODULES = ("vmf", "stats", "sampling", "data", "models", "train")
+
+
+def code_version(modules=None) -> str:
+    """sha256 (16 hex) of vmflib's source files (or only ``modules``), plus the git commit."""
     pkg = Path(__file__).parent
     h = hashlib.sha256()
-    for p in sorted(pkg.glob("*.py")):
+    files = sorted(pkg.glob("*.py")) if modules is None else sorted(pkg / f"{m}.py" for m in modules)
+    for p in files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     digest = h.hexdigest()[:16]

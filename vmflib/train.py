@@ -10,7 +10,8 @@ Reproducibility: the data order of epoch e and the minibatches of the measuremen
 s come from generators seeded by (seed, e) and (seed, s); after every epoch the weights,
 optimiser state, all RNG states and the measurements so far are checkpointed atomically,
 so a killed run resumes from its last finished epoch and gives exactly the results of an
-uninterrupted run (on the CPU; GPU kernels may be nondeterministic). A non-finite loss or
+uninterrupted run (on the CPU with the same number of threads, since float reductions
+depend on it; GPU kernels may be nondeterministic). A non-finite loss or
 gradient ends the run with status ``"diverged"``.
 """
 
@@ -189,12 +190,13 @@ def _set_rng_states(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on_epoch_end: Callable[[int], None] | None = None, force: bool = False) -> Path:
+def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on_epoch_end: Callable[[int], None] | None = None, force: bool = False, replace_stale: bool = False) -> Path:
     """Train and measure; write (or resume) the run folder ``out_dir``.
 
     A folder whose meta.json has the same cache key and a final status is returned as is
     (nothing recomputed); one with a checkpoint resumes from it; a different cache key is an
-    error unless ``force`` (which starts over).
+    error unless ``replace_stale`` (start over: the old results came from another config,
+    data or code); ``force`` always starts over.
 
     Args:
         config: the run. out_dir: its folder. data_root: where datasets live.
@@ -217,18 +219,20 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
     config.validate(n_train=x_train.shape[0])
     cfg = config.to_dict()
     fp = ds.fingerprint
-    code = results.code_version()
+    code = results.code_version(results.RUN_MODULES)
     key = results.cache_key(cfg, fp, code.split("+")[0])
 
     meta_path = out / results.META
     ckpt_path = out / results.CHECKPOINT
     if meta_path.exists() and not force:
         old = results.read_meta(out)
-        if old.get("cache_key") != key:
+        if old.get("cache_key") != key and replace_stale:
+            force = True
+        elif old.get("cache_key") != key:
             raise ValueError(f"{out} holds a run with another cache key (different config, data or code); use another folder or force=True")
-        if old.get("status") in ("complete", "diverged"):
+        elif old.get("status") in ("complete", "diverged"):
             return out
-    elif force:
+    if force:
         for name in (results.META, results.CHECKPOINT, results.MEASUREMENTS, results.LAYERS):
             (out / name).unlink(missing_ok=True)
 
