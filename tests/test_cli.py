@@ -17,3 +17,13 @@ def test_bench_vmf_table(tmp_path, capsys):
     assert (df["A_d rel err"] < 1e-10).all()
     # where SciPy's fit is right it agrees with ours on the same data
     assert df.loc[df.d == 10, "scipy/ours"].item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_bench_sampling_table(tmp_path, capsys):
+    out = tmp_path / "s.csv"
+    assert main(["bench", "sampling", "--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--no-memory", "--device", "cpu", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert set(df["method"]) >= {"naive loop", "vmflib auto", "floor (best batch)", "per-example torch.func"}
+    assert (df.loc[df.method == "floor (best batch)", "x floor(best)"] == 1.0).all()
+    assert df.loc[df.method == "vmflib auto", "note"].item() == "backend contract"
+    assert (df["seconds"] > 0).all()

@@ -21,10 +21,11 @@ def _cmd_bench(args) -> int:
         )
     elif args.what == "sampling":
         models = tuple(args.models.split(",")) if args.models else bench.SAMPLING_MODELS
-        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats)
+        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats, memory=not args.no_memory)
         title = (
             f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
-            f"chunk={args.chunk or 'vmflib default'}; best of {args.repeats}; each method in its own process;\n"
+            f"chunk={args.chunk or 'vmflib default'}; best of {args.repeats} round-robin rounds in one process per model;\n"
+            "peak_mb: one call in a fresh process (CUDA: peak allocated; CPU: growth of peak RSS);\n"
             "x floor(best) = time / fastest plain mean-gradient pass over the same m*b examples "
             "(best batch size); x naive = time / naive loop"
         )
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=None, help="minibatches per vectorised pass (sampling; default: vmflib's own choice)")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="device (sampling)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up (sampling)")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-method peak-memory processes (sampling)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="datasets")

@@ -114,27 +114,23 @@ SAMPLING_METHODS = (
 FLOOR_BATCHES = (64, 256, 1024, 4096)
 
 
-def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_shape):
-    """Time (best of ``repeats``) and peak memory of one method; runs in a fresh process."""
-    import resource
-
+def _sampling_setup(model_name, m, b, chunk, device, input_shape):
+    """Model, data and one callable per method (fresh in each benchmark process)."""
     import torch
     import torch.nn.functional as F
 
     from .models import build_model
     from .sampling import _contract_unsupported, gradient_stats, minibatch_gradients, sample_indices
 
-    torch.set_num_threads(torch.get_num_threads())
     dev = torch.device(device)
     model = build_model(model_name, input_shape, 10, seed=0, device=dev)
     params = [p for p in model.parameters() if p.requires_grad]
     d = sum(p.numel() for p in params)
-    mm = 4 * m if method == "vmflib stats 4m" else m
-    n = max(mm * b, 4096)
+    n = max(4 * m * b, 4096)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, *input_shape, generator=g).to(dev)
     y = torch.randint(0, 10, (n,), generator=g).to(dev)
-    idx = sample_indices(n, b, mm, g)
+    idx = sample_indices(n, b, m, g)
     loss = F.cross_entropy
 
     def naive():
@@ -146,10 +142,11 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
         return out
 
     def per_example():
-        if _contract_unsupported(model) and "BatchNorm" in _contract_unsupported(model):
+        why = _contract_unsupported(model)
+        if why and "BatchNorm" in why:
             raise NotImplementedError("n/a: BatchNorm couples the examples of a minibatch")
         names = [nm for nm, p in model.named_parameters() if p.requires_grad]
-        pd = {nm: p.detach() for nm, p in model.named_parameters()}
+        pd_ = {nm: p.detach() for nm, p in model.named_parameters()}
 
         def one(p, xi, yi):
             return loss(torch.func.functional_call(model, p, (xi[None],)), yi[None])
@@ -159,7 +156,7 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
         step = max(1, (chunk or 64) // 8)
         for s in range(0, m, step):
             e = min(m, s + step)
-            gr = ge(pd, x[idx[s:e]].reshape(-1, *input_shape), y[idx[s:e]].reshape(-1))
+            gr = ge(pd_, x[idx[s:e]].reshape(-1, *input_shape), y[idx[s:e]].reshape(-1))
             out[s:e] = torch.cat([gr[nm].reshape(e - s, b, -1).mean(1) for nm in names], dim=1)
         return out
 
@@ -177,8 +174,10 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
                 (loss(model(x[sel]), y[sel]) * (sel.numel() / flat.numel())).backward()
         return f
 
-    def stats():
-        return gradient_stats(model, loss, x, y, batch_size=b, num_batches=mm, chunk_size=chunk, generator=torch.Generator().manual_seed(1)).info["backend"]
+    def stats(mm):
+        def f():
+            return gradient_stats(model, loss, x, y, batch_size=b, num_batches=mm, chunk_size=chunk, generator=torch.Generator().manual_seed(1)).info["backend"]
+        return f
 
     fns = {
         "naive loop": naive,
@@ -188,58 +187,80 @@ def _sampling_method(model_name, method, m, b, chunk, device, repeats, input_sha
         "vmflib vmap": vmflib("vmap"),
         "vmflib contract": vmflib("contract"),
         "floor (one batch)": floor(m * b),
-        "vmflib stats m": stats,
-        "vmflib stats 4m": stats,
+        "vmflib stats m": stats(m),
+        "vmflib stats 4m": stats(4 * m),
     }
+    for bs in FLOOR_BATCHES:
+        fns[f"floor batch {bs}"] = floor(bs)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    note = ""
+    return fns, d, sync
+
+
+def _sampling_times(model_name, methods, m, b, chunk, device, repeats, input_shape):
+    """Best-of-``repeats`` times of all methods of one model, measured round-robin in one
+    process (each round runs every method once), so drifts in machine load hit all alike."""
+    fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape)
+    names = [mt for mt in methods if mt != "floor (best batch)"]
+    if "floor (best batch)" in methods:
+        names += [k for k in fns if k.startswith("floor batch")]
+    notes, ok = {}, []
+    for mt in names:  # warm-up, and find what does not apply
+        try:
+            res = fns[mt]()
+            notes[mt] = f"backend {res}" if isinstance(res, str) else ""
+            ok.append(mt)
+        except (NotImplementedError, ValueError) as e:
+            notes[mt] = str(e).split(";")[0][:60]
+    best = {mt: np.inf for mt in ok}
+    for _ in range(repeats):
+        for mt in ok:
+            sync()
+            t0 = time.perf_counter()
+            fns[mt]()
+            sync()
+            best[mt] = min(best[mt], time.perf_counter() - t0)
+    rows = {mt: {"seconds": best.get(mt, np.nan), "note": notes[mt], "d": d} for mt in methods if mt in fns}
+    if "floor (best batch)" in methods:
+        fl = {k: v for k, v in best.items() if k.startswith("floor batch")}
+        k = min(fl, key=fl.get)
+        rows["floor (best batch)"] = {"seconds": fl[k], "note": k.replace("floor ", ""), "d": d}
+    return rows
+
+
+def _sampling_peak(model_name, method, m, b, chunk, device, input_shape):
+    """Peak memory (MiB) of one call of one method, in a fresh process: CUDA peak allocated,
+    or on the CPU the growth of the peak resident set over the set-up."""
+    import resource
+
+    import torch
+
+    fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape)
     if method == "floor (best batch)":
-        best, peak_bs = np.inf, None
-        for bs in FLOOR_BATCHES + (m * b,):
-            fn = floor(bs)
-            fn()
-            for _ in range(repeats):
-                sync()
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                if time.perf_counter() - t0 < best:
-                    best, peak_bs = time.perf_counter() - t0, bs
-        return {"seconds": best, "peak_mb": float("nan"), "note": f"batch {peak_bs}", "d": d}
-    fn = fns[method]
-    if dev.type == "cuda":
+        return np.nan
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
-        res = fn()
-    except (NotImplementedError, ValueError) as e:
-        return {"seconds": float("nan"), "peak_mb": float("nan"), "note": str(e).split(";")[0][:60], "d": d}
-    if isinstance(res, str):
-        note = f"backend {res}"
-    best = np.inf
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    if dev.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-    return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
+        fns[method]()
+    except (NotImplementedError, ValueError):
+        return np.nan
+    sync()
+    if cuda:
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True, memory: bool = True) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
-    Each (model, method) runs in a fresh process so its peak memory (CPU: peak RSS growth;
-    CUDA: peak allocated) is its own; times are the best of ``repeats`` after a warm-up.
-    Ratios compare vmflib with the naive loop and with the floor (the fastest plain
-    mean-gradient pass over the same m*b examples, best over batch sizes).
+    Times: per model, one fresh process runs every method round-robin ``repeats`` times
+    after a warm-up and keeps the best. Memory: each (model, method) once in its own fresh
+    process (``memory=False`` skips it). Ratios compare with the naive loop and with the
+    floor (the fastest plain mean-gradient pass over the same m*b examples, best batch size).
     """
     import multiprocessing as mp_
 
@@ -247,11 +268,19 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
 
     ctx = mp_.get_context("spawn")
     rows = []
-    jobs = [(mn, me) for mn in models for me in SAMPLING_METHODS]
+    tasks = [("time", mn, None) for mn in models]
+    if memory:
+        tasks += [("peak", mn, me) for mn in models for me in SAMPLING_METHODS if me != "floor (best batch)"]
+    results_ = {}
     with ctx.Pool(1, maxtasksperchild=1) as pool:
-        for mn, me in tqdm(jobs, desc="bench sampling", disable=not progress):
-            r = pool.apply(_sampling_method, (mn, me, m, b, chunk, device, repeats, input_shape))
-            rows.append({"model": mn, "method": me, **r})
+        for kind, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
+            if kind == "time":
+                results_[(mn, "time")] = pool.apply(_sampling_times, (mn, SAMPLING_METHODS, m, b, chunk, device, repeats, input_shape))
+            else:
+                results_[(mn, me)] = pool.apply(_sampling_peak, (mn, me, m, b, chunk, device, input_shape))
+    for mn in models:
+        for me, r in results_[(mn, "time")].items():
+            rows.append({"model": mn, "method": me, **r, "peak_mb": results_.get((mn, me), np.nan)})
     df = pd.DataFrame(rows)
     out = []
     for mn, g in df.groupby("model", sort=False):

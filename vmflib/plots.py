@@ -95,7 +95,9 @@ def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
         c = model_color(m)
         x, lo, _, _ = _mean_band(g, "null_lo")
         _, hi, _, _ = _mean_band(g, "null_hi")
-        ax.fill_between(x, lo, hi, color=QUANTITY_COLORS["null"], alpha=0.6, lw=0, label="uniform null band (raw)")
+        ax.fill_between(x, lo, hi, color=QUANTITY_COLORS["null"], alpha=0.6, lw=0)
+        ax.plot(x, hi, ls=":", color="0.45", lw=1.2, label="uniform null band (raw, 95%)")
+        ax.plot(x, lo, ls=":", color="0.45", lw=1.2)
         for col, ls, lab in (("kappa_raw", "--", "raw $\\hat\\kappa$"), ("kappa_debiased", "-", "debiased $\\hat\\kappa$")):
             x, mean, mn, mx = _mean_band(g, col)
             ax.plot(x, mean, ls, color=c, label=lab, marker="o" if ls == "-" else None)

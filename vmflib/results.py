@@ -77,6 +77,8 @@ def canonical_json(obj) -> str:
 
 #: The modules whose code determines a training run's numbers (its cache key hashes these).
 RUN_MODULES = ("vmf", "stats", "sampling", "data", "models", "train")
+#: Modules that cannot change a notebook's output (tools around it); left out of job keys.
+TOOL_MODULES = ("bench", "__main__", "reproduce")
 
 
 def code_version(modules=None) -> str:
