@@ -297,22 +297,20 @@ def run_jobs(jobs: list[Job], out: Path, *, n_jobs: int = 1, executor: str = "lo
                 from distributed import as_completed as dask_completed
 
                 futs = {client.submit(execute_job, j, str(ROOT), pure=False): j for j in todo}
-                for fut in dask_completed(futs):
-                    j = futs[fut]
-                    res = fut.result()
-                    _record(out, j, res)
-                    done[j.name] = res
-                    bar.update(1)
+                finished = dask_completed(futs)
             else:
-                with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-                    futs = {pool.submit(execute_job, j, str(ROOT)): j for j in todo}
-                    for fut in as_completed(futs):
-                        j = futs[fut]
-                        res = fut.result()
-                        _record(out, j, res)
-                        done[j.name] = res
-                        bar.update(1)
-                        bar.set_postfix_str(f"{j.name}: {res.status}")
+                pool = ThreadPoolExecutor(max_workers=max(1, n_jobs))
+                futs = {pool.submit(execute_job, j, str(ROOT)): j for j in todo}
+                finished = as_completed(futs)
+            for fut in finished:
+                j = futs[fut]
+                res = fut.result()
+                _record(out, j, res)
+                done[j.name] = res
+                bar.update(1)
+                bar.set_postfix_str(f"{j.name}: {res.status}")
+            if client is None:
+                pool.shutdown()
     finally:
         if saved_omp is None:
             os.environ.pop("OMP_NUM_THREADS", None)

@@ -153,20 +153,19 @@ def bessel_ratio(d, kappa):
         float or ndarray with the broadcast shape; relative error below 1e-10 (a few ulp in
         the tests) for 2 <= d <= 1e8 and every kappa > 0.
     """
-    d = _check_d(d)
-    k = _as_float_array(kappa, "kappa")
-    if np.any(k < 0):
-        raise ValueError(f"kappa must be >= 0, got {k[k < 0].ravel()[:5]}")
-    return _scalar_or_array(_perron(d, k)[0])
+    return _scalar_or_array(_perron(_check_d(d), _check_kappa(kappa))[0])
 
 
 def bessel_ratio_complement(d, kappa):
     """1 - A_d(kappa), computed without cancellation (useful when A_d is close to 1)."""
-    d = _check_d(d)
+    return _scalar_or_array(_perron(_check_d(d), _check_kappa(kappa))[1])
+
+
+def _check_kappa(kappa) -> np.ndarray:
     k = _as_float_array(kappa, "kappa")
     if np.any(k < 0):
         raise ValueError(f"kappa must be >= 0, got {k[k < 0].ravel()[:5]}")
-    return _scalar_or_array(_perron(d, k)[1])
+    return k
 
 
 # --- kappa estimators ----------------------------------------------------------------------
