@@ -85,13 +85,17 @@ def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: b.detach().clone() for n, b in model.named_buffers()}
 
 
-def _check_inputs(model, inputs, targets, indices) -> torch.Tensor:
+def _check_data(inputs, targets) -> None:
     if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
         raise ValueError("inputs and targets must be torch tensors")
     if inputs.shape[0] != targets.shape[0]:
         raise ValueError(
             f"inputs and targets must have the same number of examples, got {inputs.shape[0]} and {targets.shape[0]}"
         )
+
+
+def _check_inputs(model, inputs, targets, indices) -> torch.Tensor:
+    _check_data(inputs, targets)
     indices = torch.as_tensor(indices)
     if indices.ndim != 2 or indices.shape[0] == 0 or indices.shape[1] == 0:
         raise ValueError(f"indices must be a non-empty (m, b) integer tensor, got shape {tuple(indices.shape)}")
@@ -352,12 +356,7 @@ def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, ta
         :class:`vmflib.stats.GradientStats` (``.all`` overall, ``.layers`` per tensor,
         ``.info`` with backend, chunk size, b, m, d and seconds).
     """
-    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise ValueError("inputs and targets must be torch tensors")
-    if inputs.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"inputs and targets must have the same number of examples, got {inputs.shape[0]} and {targets.shape[0]}"
-        )
+    _check_data(inputs, targets)
     if num_batches < 2:
         raise ValueError(f"num_batches must be >= 2 to measure stochasticity, got {num_batches}")
     indices = sample_indices(inputs.shape[0], batch_size, num_batches, generator)
