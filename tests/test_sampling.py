@@ -43,7 +43,15 @@ class TwoInputs(nn.Module):
         return self.b(h.reshape(h.shape[0], -1))
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "cnn_bn": lambda: cnn(True), "frozen": frozen_mlp, "tokens": TwoInputs}
+def grouped_cnn():
+    """Grouped and dilated convolutions (the contract backend's per-minibatch weight gradient)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 8, 3, padding=2, dilation=2, groups=2), nn.Tanh(),
+        nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False), nn.Flatten(), nn.Linear(72, 10),
+    )
+
+
+MODELS = {"grouped": grouped_cnn, "mlp": mlp, "cnn": cnn, "cnn_bn": lambda: cnn(True), "frozen": frozen_mlp, "tokens": TwoInputs}
 
 
 def data(n=120, dtype=torch.float64, seed=0):
@@ -102,7 +110,8 @@ def test_backends_agree_float32(name):
 def test_auto_backend_choice():
     x, y = data()
     idx = torch.arange(32).reshape(2, 16)
-    for name, expected in [("mlp", "contract"), ("cnn", "contract"), ("cnn_bn", "loop")]:
+    # on the CPU convolutional nets use the loop (measured faster there), dense nets contract
+    for name, expected in [("mlp", "contract"), ("tokens", "contract"), ("cnn", "loop"), ("cnn_bn", "loop")]:
         _, info = sampling.minibatch_gradients(make(name), F.cross_entropy, x, y, idx, return_info=True)
         assert info["backend"] == expected
 
@@ -282,3 +291,58 @@ def test_minibatch_gradients_bad_input():
         sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="does not support"):
         sampling.minibatch_gradients(make("cnn_bn"), F.cross_entropy, x, y, torch.zeros(2, 3, dtype=torch.long), backend="contract")
+
+
+@pytest.mark.parametrize("table", [2**24, 25])  # 25 entries: many blocks of rows
+def test_sample_indices_uniform_ordered_subsets(monkeypatch, table):
+    from itertools import combinations
+
+    from scipy import stats as sps
+
+    monkeypatch.setattr(sampling, "SAMPLE_TABLE_ENTRIES", table)
+    n, b, m = 10, 4, 20000
+    idx = sampling.sample_indices(n, b, m, torch.Generator().manual_seed(7)).numpy()
+    assert idx.shape == (m, b) and idx.min() >= 0 and idx.max() < n
+    assert all(len(set(r)) == b for r in idx)  # without replacement
+    # every (position, example) cell equally likely: m / n each
+    cells = np.zeros((b, n))
+    for j in range(b):
+        cells[j] = np.bincount(idx[:, j], minlength=n)
+    assert sps.chisquare(cells.ravel()).pvalue > 1e-3
+    # every pair of examples equally likely to share a minibatch
+    pairs = {p: 0 for p in combinations(range(n), 2)}
+    for r in np.sort(idx, axis=1):
+        for p in combinations(r.tolist(), 2):
+            pairs[p] += 1
+    assert sps.chisquare(list(pairs.values())).pvalue > 1e-3
+    # seeded: reproducible; a whole permutation when b = n
+    again = sampling.sample_indices(n, b, m, torch.Generator().manual_seed(7)).numpy()
+    np.testing.assert_array_equal(idx, again)
+    full = sampling.sample_indices(n, n, 50, torch.Generator().manual_seed(0)).numpy()
+    assert (np.sort(full, axis=1) == np.arange(n)).all()
+
+
+def test_sample_indices_bad_input():
+    for args in [(10, 11, 2), (10, 0, 2), (10, 2, 0), (10, 2.5, 2)]:
+        with pytest.raises(ValueError):
+            sampling.sample_indices(*args)
+
+
+@pytest.mark.parametrize("dtype,rel", [(torch.float64, 1e-9), (torch.float32, 1e-5)])
+def test_accumulator_column_pieces_and_float32(monkeypatch, dtype, rel):
+    """Blocks cut into many column pieces; float32 chunks (unit-vector sums formed in
+    float32 per chunk) against the float64 textbook formulas on the same numbers."""
+    from vmflib import stats
+
+    monkeypatch.setattr(stats, "COLUMN_BLOCK", 7)
+    rng = np.random.default_rng(3)
+    G = (rng.standard_normal((30, 100)) + 0.3).astype(np.float32 if dtype == torch.float32 else np.float64)
+    acc = GradientAccumulator([60, 40], ["a", "b"], 30, jackknife_groups=30)
+    for s in range(0, 30, 8):
+        acc.update(torch.tensor(G[s : s + 8]))
+    total, layers = acc.finalize()
+    G64 = G.astype(np.float64)
+    for st, cols in [(total, slice(0, 100)), (layers[0], slice(0, 60)), (layers[1], slice(60, 100))]:
+        ref = reference_stats(G64[:, cols])
+        for key, val in ref.items():
+            assert getattr(st, key) == pytest.approx(val, rel=rel), (st.name, key)

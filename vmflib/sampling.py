@@ -15,15 +15,21 @@ Three backends compute the same numbers (tests compare them in float64):
   minibatch uses its own batch statistics). Fast on GPUs, where the loop is launch-bound.
 * ``"contract"`` -- one forward and one backward pass over the c*b examples of a chunk,
   capturing each layer's inputs and output gradients, then contracting them per minibatch
-  (a batched matmul; for convolutions one grouped weight gradient with the minibatches as groups). It costs about one ordinary mean-gradient
-  pass, so it reaches the floor on a CPU. Supported: models whose trainable parameters all
+  (a batched matmul for Linear layers, a weight-gradient convolution per minibatch for
+  Conv2d). It costs about one ordinary mean-gradient pass over the same examples, which
+  for small dense nets is 2-3x less than a loop over minibatches. Supported: models whose trainable parameters all
   sit in ``nn.Linear`` or ``nn.Conv2d`` modules (each called once per forward) and that
   have no batch-coupled layer (BatchNorm); the loss must be a mean of per-example losses
   (checked at run time on the first chunk).
 
-``backend="auto"`` picks ``contract`` when it supports the model, else ``vmap`` on CUDA
-and ``loop`` on the CPU (the choice measured by ``python -m vmflib bench sampling``), and
-the result says which backend ran.
+``backend="auto"`` picks, by the measurements of ``python -m vmflib bench sampling``:
+``contract`` when it supports the model, except for convolutional nets on the CPU;
+otherwise ``vmap`` on CUDA and ``loop`` on the CPU. On the CPU a convolution over 64
+examples is already large enough to run efficiently, so batching minibatches buys little
+there, while the contract backend's separate per-minibatch weight-gradient convolutions
+cost more than autograd's fused backward: the plain loop is fastest. The choice depends
+only on the model and the device (never on timings), so results are reproducible bit for
+bit, and the result says which backend ran.
 
 Every backend leaves the model as it was: parameters, ``.grad``, buffers (BatchNorm running
 statistics), train/eval mode of every submodule and the global RNG state.
@@ -47,11 +53,18 @@ BACKENDS = ("auto", "loop", "vmap", "contract")
 CHUNK_BYTES = 256 * 2**20
 #: Largest default chunk (minibatches per vectorised pass).
 MAX_CHUNK = 64
-#: Contract backend: activations (entries) per vectorised pass that the default chunk aims
-#: at; measured on the 2-core CPU (fnn: best near 1024 examples, cnn: near 256).
+#: Contract backend: most activation entries (all layers) per pass of the default chunk.
 CONTRACT_ACTIVATIONS = 2**25
+#: Contract backend on the CPU: most entries of any single activation tensor per pass of the
+#: default chunk. Larger tensors are fresh page-faulting allocations for every operation
+#: (glibc serves them by mmap), which made bigger chunks slower in ``bench sampling``.
+CPU_ACTIVATION_TENSOR = 2**21
 #: Relative tolerance of the run-time check that the loss is a mean of per-example losses.
 MEAN_LOSS_RTOL = 1e-4
+#: Minibatches of the first chunk used by that check.
+MEAN_LOSS_CHECK = 4
+#: sample_indices: entries of the boolean taken-table per block of minibatches.
+SAMPLE_TABLE_ENTRIES = 2**24
 
 
 # --- model plumbing ------------------------------------------------------------------------
@@ -117,9 +130,13 @@ def _resolve_backend(model: nn.Module, backend: str, device: torch.device) -> st
             raise ValueError(f"the contract backend does not support this model: {why}; use backend='loop' or 'vmap'")
     if backend != "auto":
         return backend
-    if not _contract_unsupported(model):
+    if not _contract_unsupported(model) and (device.type == "cuda" or not _has_conv(model)):
         return "contract"
     return "vmap" if device.type == "cuda" else "loop"
+
+
+def _has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
 
 
 def _default_chunk(m: int, d: int, elsize: int, examples_cap: int | None = None, b: int = 1) -> int:
@@ -130,14 +147,14 @@ def _default_chunk(m: int, d: int, elsize: int, examples_cap: int | None = None,
 
 
 @torch.no_grad()
-def _activations_per_example(model: nn.Module, x1: torch.Tensor) -> int:
-    """Entries of all leaf-module outputs for one example (sizes the contract backend's chunk)."""
-    total = 0
+def _activations_per_example(model: nn.Module, x1: torch.Tensor) -> tuple[int, int]:
+    """(total, largest) entries of the leaf-module outputs for one example, the input
+    counted as one of them (sizes the contract backend's chunk)."""
+    sizes = [x1[0].numel()]
 
     def hook(mod, inp, out):
-        nonlocal total
         if isinstance(out, torch.Tensor):
-            total += out.numel()
+            sizes.append(out[0].numel() if out.ndim > 1 else 1)
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -146,7 +163,17 @@ def _activations_per_example(model: nn.Module, x1: torch.Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
-    return max(1, total)
+    return sum(sizes), max(sizes)
+
+
+def _contract_examples_cap(model: nn.Module, x1: torch.Tensor) -> int:
+    """Examples per contract pass: all activations within CONTRACT_ACTIVATIONS entries and,
+    on the CPU, every single activation tensor within CPU_ACTIVATION_TENSOR entries."""
+    total, largest = _activations_per_example(model, x1)
+    cap = CONTRACT_ACTIVATIONS // total
+    if x1.device.type == "cpu":
+        cap = min(cap, CPU_ACTIVATION_TENSOR // largest)
+    return max(1, cap)
 
 
 # --- backends ------------------------------------------------------------------------------
@@ -192,7 +219,7 @@ def _contract_unsupported(model: nn.Module) -> str | None:
             if id(p) in owners:
                 return f"parameter {mname}.{pname} is shared between modules"
             if isinstance(mod, nn.Linear) or (
-                isinstance(mod, nn.Conv2d) and mod.groups == 1 and mod.padding_mode == "zeros" and not isinstance(mod.padding, str)
+                isinstance(mod, nn.Conv2d) and mod.padding_mode == "zeros" and not isinstance(mod.padding, str)
             ):
                 owners[id(p)] = mname
             else:
@@ -224,10 +251,13 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool) -> torch.T
     unused = [m for m in mods if not captured[m]]
     mods = [m for m in mods if captured[m]]
     total = loss_fn(out, y) * c  # = sum over minibatches of their mean losses
-    if check_loss:
+    if check_loss:  # the loss of q minibatches together must be the mean of their losses
         with torch.no_grad():
-            per = sum(loss_fn(out[k * b : (k + 1) * b], y[k * b : (k + 1) * b]) for k in range(c))
-        if not torch.allclose(per.double(), total.detach().double(), rtol=MEAN_LOSS_RTOL, atol=1e-12):
+            q = min(c, MEAN_LOSS_CHECK)
+            per = sum(loss_fn(out[k * b : (k + 1) * b], y[k * b : (k + 1) * b]) for k in range(q))
+            together = loss_fn(out[: q * b], y[: q * b]) * q
+        # (with one minibatch per chunk the chunk's loss is that minibatch's loss: exact)
+        if q >= 2 and not torch.allclose(per.double(), together.double(), rtol=MEAN_LOSS_RTOL, atol=1e-12):
             raise _NotMeanLoss()
     outs = [captured[m][0][1] for m in mods]
     deltas = torch.autograd.grad(total, outs, allow_unused=True)
@@ -240,11 +270,15 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool) -> torch.T
             d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
             gw = torch.bmm(d3.transpose(1, 2), a3)  # [c, out, in]
             gb = d3.sum(dim=1)
-        else:  # Conv2d: the minibatches become the groups of one grouped weight gradient
-            C, O = a.shape[1], delta.shape[1]
-            ag = a.reshape(c, b, *a.shape[1:]).transpose(0, 1).reshape(b, c * C, *a.shape[2:])
-            dg = delta.reshape(c, b, *delta.shape[1:]).transpose(0, 1).reshape(b, c * O, *delta.shape[2:])
-            gw = torch.nn.grad.conv2d_weight(ag, (c * O, C, *m.kernel_size), dg, stride=m.stride, padding=m.padding, dilation=m.dilation, groups=c)
+        else:  # Conv2d: one weight gradient per minibatch, on contiguous batch slices (on
+            # the CPU this beats one grouped convolution with the minibatches as groups)
+            O = delta.shape[1]
+            gw = torch.empty(c, m.weight.numel(), dtype=delta.dtype, device=delta.device)
+            for k in range(c):
+                sl = slice(k * b, (k + 1) * b)
+                gw[k] = torch.nn.grad.conv2d_weight(
+                    a[sl], m.weight.shape, delta[sl], stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups
+                ).reshape(-1)
             gb = delta.reshape(c, b, O, -1).sum(dim=(1, 3))
         if m.weight.requires_grad:
             grads[id(m.weight)] = gw.reshape(c, -1)
@@ -273,8 +307,7 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
     if chunk_size is None:
         cap = None
         if chosen == "contract":
-            per_ex = _activations_per_example(model, inputs[indices[0, :1]].to(device)) + int(np.prod(inputs.shape[1:]))
-            cap = max(1, CONTRACT_ACTIVATIONS // per_ex)
+            cap = _contract_examples_cap(model, inputs[indices[0, :1]].to(device))
         chunk_size = _default_chunk(m, d, params[0][1].element_size(), cap, indices.shape[1])
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -319,23 +352,59 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
         minibatch k, parameters flattened in ``named_parameters()`` order (trainable only).
     """
     indices = _check_inputs(model, inputs, targets, indices)
+    params = trainable_parameters(model)
     with _preserved(model):
         it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend)
         info = next(it)
-        G = torch.cat([torch.cat(blocks, dim=1) for blocks in it])
+        G = _empty_rows(indices.shape[0], info["d"], params[0][1].dtype, params[0][1].device)
+        row = 0
+        for blocks in it:  # one copy of each entry, straight into its place
+            col, c = 0, blocks[0].shape[0]
+            for blk in blocks:
+                G[row : row + c, col : col + blk.shape[1]].copy_(blk)
+                col += blk.shape[1]
+            row += c
     return (G, info) if return_info else G
+
+
+def _empty_rows(m: int, d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Uninitialised [m, d] tensor. On the CPU it is NumPy-allocated: NumPy asks Linux for
+    transparent huge pages on large arrays, which makes first writes to a large result
+    about 4x cheaper than torch's 4 KiB pages (``python -m vmflib bench sampling``)."""
+    if device.type == "cpu" and dtype in (torch.float32, torch.float64, torch.float16):
+        return torch.from_numpy(np.empty((m, d), dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    return torch.empty(m, d, dtype=dtype, device=device)
 
 
 def sample_indices(num_examples: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """[m, b] indices: m minibatches of b examples, each drawn uniformly without replacement.
 
-    Minibatches are independent of each other (an example may appear in several).
+    Minibatches are independent of each other (an example may appear in several). Each row
+    is a uniformly random ordered b-subset: Floyd's algorithm (b draws per row, vectorised
+    over rows, with a boolean table of taken examples) followed by a random shuffle of the
+    row. It costs O(m b) draws instead of the O(m N) of a permutation per minibatch.
     """
-    if batch_size < 1 or num_batches < 1:
-        raise ValueError(f"batch_size and num_batches must be >= 1, got {batch_size} and {num_batches}")
-    if batch_size > num_examples:
-        raise ValueError(f"batch_size {batch_size} is larger than the data ({num_examples} examples)")
-    return torch.stack([torch.randperm(num_examples, generator=generator)[:batch_size] for _ in range(num_batches)])
+    for name, v in (("num_examples", num_examples), ("batch_size", batch_size), ("num_batches", num_batches)):
+        if isinstance(v, bool) or int(v) != v:
+            raise ValueError(f"{name} must be an integer, got {v!r}")
+    n, b, m = int(num_examples), int(batch_size), int(num_batches)
+    if b < 1 or m < 1:
+        raise ValueError(f"batch_size and num_batches must be >= 1, got {b} and {m}")
+    if b > n:
+        raise ValueError(f"batch_size {b} is larger than the data ({n} examples)")
+    out = torch.empty(m, b, dtype=torch.long)
+    rows_per_block = max(1, SAMPLE_TABLE_ENTRIES // n)  # bounds the taken-table's memory
+    for s in range(0, m, rows_per_block):
+        e = min(m, s + rows_per_block)
+        rows = torch.arange(e - s)
+        taken = torch.zeros(e - s, n, dtype=torch.bool)
+        for k, j in enumerate(range(n - b, n)):
+            t = torch.randint(0, j + 1, (e - s,), generator=generator)
+            t = torch.where(taken[rows, t], j, t)  # Floyd: j itself is never taken yet
+            taken[rows, t] = True
+            out[s:e, k] = t
+    order = torch.rand(m, b, generator=generator).argsort(dim=1)
+    return out.gather(1, order)
 
 
 def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int, num_batches: int, generator: torch.Generator | None = None, chunk_size: int | None = None, per_layer: bool = True, backend: str = "auto", jackknife_groups: int = JACKKNIFE_GROUPS, progress: bool = False) -> GradientStats:

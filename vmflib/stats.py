@@ -30,8 +30,9 @@ from . import vmf
 NULL_BAND = (0.025, 0.5, 0.975)
 #: Default number of jackknife groups (leave-one-out exactly when m <= this).
 JACKKNIFE_GROUPS = 16
-#: Column block (entries per row) for float64 work on a chunk; bounds temporary memory.
-COLUMN_BLOCK = 1 << 20
+#: Column piece (entries per row) for float64 work on a chunk: bounds temporary memory and
+#: keeps each piece's float64 copy in cache.
+COLUMN_BLOCK = 1 << 14
 
 
 class NonFiniteGradientError(FloatingPointError, ValueError):
@@ -174,20 +175,31 @@ class GradientAccumulator:
         c = G[0].shape[0]
         if self.seen + c > self.m:
             raise ValueError(f"fed {self.seen + c} rows, but the accumulator was made for {self.m}")
-        finite = torch.stack([torch.isfinite(g).all(dim=1) for g in G]).all(dim=0)
-        if not bool(finite.all()):
+        G = [g.to(self.device) for g in G]
+        f64 = dict(dtype=torch.float64, device=self.device)
+        nblk = len(self.sizes)
+        pieces = list(self._blocks())
+        # pass 1, per column piece in float64 (the piece's float64 copy stays in cache):
+        # squared norms per block and the plain column sums. A NaN or inf entry makes its
+        # row's squared norm non-finite, which is the finiteness check.
+        lsq = torch.zeros(c, nblk, **f64)
+        piece_sq, csums = [], []
+        for i, a, b in pieces:
+            p64 = self._piece(G, i, a, b).to(torch.float64)
+            sq = torch.linalg.vector_norm(p64, dim=1).square()
+            lsq[:, i] += sq
+            piece_sq.append(sq.sum())
+            csums.append(p64.sum(dim=0))
+        finite = torch.isfinite(lsq).all(dim=1)
+        if not bool(finite.all()):  # confirm entry by entry (a huge finite row could overflow)
+            finite = torch.stack([torch.isfinite(g).all(dim=1) for g in G]).all(dim=0)
+            if bool(finite.all()):
+                raise NonFiniteGradientError("the squared norm of some minibatch gradients overflows float64")
             bad = (self.seen + torch.nonzero(~finite).flatten()).tolist()
             raise NonFiniteGradientError(
                 f"non-finite (NaN or inf) entries in the gradients of minibatches {bad[:20]}; "
                 "they are not averaged in: fix the model or learning rate, or treat the run as diverged"
             )
-        G = [g.to(self.device) for g in G]
-        f64 = dict(dtype=torch.float64, device=self.device)
-        nblk = len(self.sizes)
-        # pass 1: squared norms per block, read straight from the chunk in float64
-        lsq = torch.zeros(c, nblk, **f64)
-        for i, a, b in self._blocks():
-            lsq[:, i] += torch.linalg.vector_norm(self._piece(G, i, a, b), dim=1, dtype=torch.float64).pow(2)
         lnorm = lsq.sqrt()
         norm = lsq.sum(dim=1).sqrt()
         if bool((norm == 0).any()):
@@ -195,41 +207,47 @@ class GradientAccumulator:
             raise ValueError(f"minibatch gradients {bad[:20]} are exactly zero: they have no direction")
         inv = 1.0 / norm
         linv = torch.where(lnorm > 0, 1.0 / lnorm.clamp_min(1e-300), torch.zeros_like(lnorm))
-        # pass 2: every sum is a weighted sum of the chunk's rows, so one float64 matmul
-        # W [K, c] @ G_block [c, n] per block gives them all: plain sum, global unit
-        # vectors, per-block unit vectors, and both per jackknife group present.
-        rows = torch.arange(self.seen, self.seen + c, device=self.device)
-        if self.groups:
-            grp = self.group_of(rows)
-            present = torch.unique(grp)
-            onehot = (grp[None, :] == present[:, None]).double()  # [P, c]
         n_a, n_b = self.seen, c
-        for i, a, b in self._blocks():
-            Wrows = [torch.ones(c, **f64), inv]
-            if self.per_layer:
-                Wrows.append(linv[:, i])
-            W = torch.stack(Wrows)
-            if self.groups:
-                W = torch.cat([W, onehot * inv] + ([onehot * linv[:, i]] if self.per_layer else []))
-            piece = self._piece(G, i, a, b)
-            R = W @ piece.double()  # [K, n]
-            csum = R[0]
+        for (i, a, b), sq, csum in zip(pieces, piece_sq, csums):
             # centred sum of squares of the chunk (float64), merged by Chan et al. (1979)
-            self.m2[i] += (lsq[:, i].sum() if b - a == self.sizes[i] else torch.linalg.vector_norm(piece, dtype=torch.float64).pow(2)) - csum @ csum / n_b
+            self.m2[i] += sq - csum @ csum / n_b
             if n_a > 0:
                 delta = csum / n_b - self.sum[a:b] / n_a
                 self.m2[i] += (delta @ delta) * (n_a * n_b / (n_a + n_b))
             self.sum[a:b] += csum
-            self.usum[a:b] += R[1]
-            k = 2
+        # pass 2: every unit-vector sum is a weighted sum of the chunk's rows, so one matmul
+        # W [K, c] @ piece [c, n] per column piece gives them all: global unit vectors,
+        # per-block unit vectors, and both per jackknife group present (groups are runs of
+        # consecutive rows, so the groups present in a chunk are a range [g0, g1)). The
+        # matmul runs in the gradients' dtype (c <= chunk_size terms per entry, the weights
+        # from float64 norms); its [K, n] result is accumulated in float64.
+        Wrows = [inv[None]]
+        if self.per_layer:
+            Wrows.append(None)  # linv[:, i], filled per piece
+        if self.groups:
+            grp = self.group_of(torch.arange(self.seen, self.seen + c, device=self.device))
+            g0, g1 = int(grp[0]), int(grp[-1]) + 1
+            onehot = (grp[None, :] == torch.arange(g0, g1, device=self.device)[:, None]).double()  # [P, c]
+            P = g1 - g0
+            Wrows.append(onehot * inv)
             if self.per_layer:
-                self.lsum[a:b] += R[2]
-                k = 3
+                Wrows.append(None)  # onehot * linv[:, i]
+        for i, a, b in pieces:
+            piece = self._piece(G, i, a, b)
+            if self.per_layer:
+                Wrows[1] = linv[None, :, i]
+                if self.groups:
+                    Wrows[3] = onehot * linv[:, i]
+            R = (torch.cat(Wrows).to(piece.dtype) @ piece).to(torch.float64)  # [K, n]
+            self.usum[a:b] += R[0]
+            k = 1
+            if self.per_layer:
+                self.lsum[a:b] += R[1]
+                k = 2
             if self.groups:
-                P = present.numel()
-                self.gusum[present, a:b] += R[k : k + P]
+                self.gusum[g0:g1, a:b] += R[k : k + P]
                 if self.per_layer:
-                    self.glsum[present, a:b] += R[k + P : k + 2 * P]
+                    self.glsum[g0:g1, a:b] += R[k + P : k + 2 * P]
         self.norms[self.seen : self.seen + c] = norm.cpu().numpy()
         self.layer_norms[self.seen : self.seen + c] = lnorm.cpu().numpy()
         self.seen += c
