@@ -21,9 +21,17 @@ def test_bench_vmf_table(tmp_path, capsys):
 
 def test_bench_sampling_table(tmp_path, capsys):
     out = tmp_path / "s.csv"
-    assert main(["bench", "sampling", "--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--no-memory", "--device", "cpu", "--out", str(out)]) == 0
+    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--device", "cpu"]
+    assert main(["bench", "sampling", *args, "--methods", "vmflib auto,per-example torch.func", "--out", str(out)]) == 0
     df = pd.read_csv(out)
-    assert set(df["method"]) >= {"naive loop", "vmflib auto", "floor (best batch)", "per-example torch.func"}
+    assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "per-example torch.func"}
     assert (df.loc[df.method == "floor (best batch)", "x floor(best)"] == 1.0).all()
+    assert (df.loc[df.method == "floor (one batch)", "x floor(one)"] == 1.0).all()
+    assert (df.loc[df.method != "floor (best batch)", "peak_mb"] >= 0).all()
     assert df.loc[df.method == "vmflib auto", "note"].item() == "backend contract"
     assert (df["seconds"] > 0).all()
+
+
+def test_bench_sampling_rejects_unknown_method():
+    with pytest.raises(ValueError, match="unknown methods"):
+        main(["bench", "sampling", "--models", "fnn", "--methods", "vmflib fast", "--device", "cpu"])

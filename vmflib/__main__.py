@@ -21,13 +21,16 @@ def _cmd_bench(args) -> int:
         )
     elif args.what == "sampling":
         models = tuple(args.models.split(",")) if args.models else bench.SAMPLING_MODELS
-        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats, memory=not args.no_memory)
+        methods = tuple(x.strip() for x in args.methods.split(",")) if args.methods else bench.SAMPLING_METHODS
+        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats, calls=args.calls, methods=methods)
         title = (
             f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
-            f"chunk={args.chunk or 'vmflib default'}; best of {args.repeats} round-robin rounds in one process per model;\n"
-            "peak_mb: one call in a fresh process (CUDA: peak allocated; CPU: growth of peak RSS);\n"
-            "x floor(best) = time / fastest plain mean-gradient pass over the same m*b examples "
-            "(best batch size); x naive = time / naive loop"
+            f"chunk={args.chunk or 'vmflib default'}; every (model, method) in its own fresh process, "
+            f"{args.repeats} round-robin rounds, best of {args.calls} timed calls after a warm-up;\n"
+            "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
+            "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
+            "x floor(best) = the same at the fastest batch size in "
+            f"{list(bench.FLOOR_BATCHES)}; x naive = time / naive loop"
         )
     else:  # pragma: no cover - argparse restricts choices
         raise AssertionError(args.what)
@@ -76,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--b", type=int, default=64, help="minibatch size (sampling)")
     p.add_argument("--chunk", type=int, default=None, help="minibatches per vectorised pass (sampling; default: vmflib's own choice)")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu", help="device (sampling)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up (sampling)")
-    p.add_argument("--no-memory", action="store_true", help="skip the per-method peak-memory processes (sampling)")
+    p.add_argument("--repeats", type=int, default=2, help="round-robin rounds of fresh processes (sampling)")
+    p.add_argument("--calls", type=int, default=2, help="timed calls per process after the warm-up (sampling)")
+    p.add_argument("--methods", default=None, help="comma-separated subset of the methods (sampling; naive loop and floors always run)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="datasets")

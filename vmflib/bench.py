@@ -196,47 +196,15 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
     return fns, d, sync
 
 
-def _sampling_times(model_name, methods, m, b, chunk, device, repeats, input_shape):
-    """Best-of-``repeats`` times of all methods of one model, measured round-robin in one
-    process (each round runs every method once), so drifts in machine load hit all alike."""
-    fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape)
-    names = [mt for mt in methods if mt != "floor (best batch)"]
-    if "floor (best batch)" in methods:
-        names += [k for k in fns if k.startswith("floor batch")]
-    notes, ok = {}, []
-    for mt in names:  # warm-up, and find what does not apply
-        try:
-            res = fns[mt]()
-            notes[mt] = f"backend {res}" if isinstance(res, str) else ""
-            ok.append(mt)
-        except (NotImplementedError, ValueError) as e:
-            notes[mt] = str(e).split(";")[0][:60]
-    best = {mt: np.inf for mt in ok}
-    for _ in range(repeats):
-        for mt in ok:
-            sync()
-            t0 = time.perf_counter()
-            fns[mt]()
-            sync()
-            best[mt] = min(best[mt], time.perf_counter() - t0)
-    rows = {mt: {"seconds": best.get(mt, np.nan), "note": notes[mt], "d": d} for mt in methods if mt in fns}
-    if "floor (best batch)" in methods:
-        fl = {k: v for k, v in best.items() if k.startswith("floor batch")}
-        k = min(fl, key=fl.get)
-        rows["floor (best batch)"] = {"seconds": fl[k], "note": k.replace("floor ", ""), "d": d}
-    return rows
-
-
-def _sampling_peak(model_name, method, m, b, chunk, device, input_shape):
-    """Peak memory (MiB) of one call of one method, in a fresh process: CUDA peak allocated,
-    or on the CPU the growth of the peak resident set over the set-up."""
+def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape):
+    """One method of one model in a fresh process: the first call is the warm-up and gives
+    the peak memory (CUDA: peak allocated; CPU: growth of the peak resident set over the
+    set-up); then the best of ``calls`` timed calls."""
     import resource
 
     import torch
 
     fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape)
-    if method == "floor (best batch)":
-        return np.nan
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -245,49 +213,73 @@ def _sampling_peak(model_name, method, m, b, chunk, device, input_shape):
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
-        fns[method]()
-    except (NotImplementedError, ValueError):
-        return np.nan
+        res = fns[method]()
+    except (NotImplementedError, ValueError) as e:
+        return {"seconds": np.nan, "peak_mb": np.nan, "note": str(e).split(";")[0][:60], "d": d}
     sync()
     if cuda:
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    best = np.inf
+    for _ in range(calls):
+        sync()
+        t0 = time.perf_counter()
+        fns[method]()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    note = f"backend {res}" if isinstance(res, str) else ""
+    return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 3, input_shape=(1, 28, 28), progress: bool = True, memory: bool = True) -> pd.DataFrame:
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
-    Times: per model, one fresh process runs every method round-robin ``repeats`` times
-    after a warm-up and keeps the best. Memory: each (model, method) once in its own fresh
-    process (``memory=False`` skips it). Ratios compare with the naive loop and with the
-    floor (the fastest plain mean-gradient pass over the same m*b examples, best batch size).
+    Every (model, method) runs in its own fresh process, so no method inherits another's
+    allocator state (on the CPU that state, through page faults, moved single timings by
+    tens of percent); the processes run round-robin over all methods ``repeats`` times, so
+    drifts in machine load hit all methods alike. A process times ``calls`` calls after a
+    warm-up call; the table keeps the best time and the smallest peak over the repeats.
+    Ratios compare with the naive loop, with the floor as the issue defines it (one plain
+    mean-gradient pass over all m*b examples as a single batch) and with the fastest plain
+    mean-gradient pass over the same examples at any batch size in FLOOR_BATCHES.
     """
     import multiprocessing as mp_
 
     from tqdm.auto import tqdm
 
+    unknown = set(methods) - set(SAMPLING_METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(SAMPLING_METHODS)}")
+    methods = list(dict.fromkeys(list(methods) + ["naive loop", "floor (one batch)", "floor (best batch)"]))
+    jobs = [me for me in methods if me != "floor (best batch)"] + [f"floor batch {bs}" for bs in FLOOR_BATCHES]
     ctx = mp_.get_context("spawn")
-    rows = []
-    tasks = [("time", mn, None) for mn in models]
-    if memory:
-        tasks += [("peak", mn, me) for mn in models for me in SAMPLING_METHODS if me != "floor (best batch)"]
-    results_ = {}
+    results_: dict = {}
+    tasks = [(r, mn, me) for r in range(repeats) for mn in models for me in jobs]
     with ctx.Pool(1, maxtasksperchild=1) as pool:
-        for kind, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
-            if kind == "time":
-                results_[(mn, "time")] = pool.apply(_sampling_times, (mn, SAMPLING_METHODS, m, b, chunk, device, repeats, input_shape))
-            else:
-                results_[(mn, me)] = pool.apply(_sampling_peak, (mn, me, m, b, chunk, device, input_shape))
+        for r, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
+            out = pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape))
+            prev = results_.get((mn, me))
+            if prev is not None:
+                out = {**out, "seconds": np.fmin(prev["seconds"], out["seconds"]), "peak_mb": np.fmin(prev["peak_mb"], out["peak_mb"])}
+            results_[(mn, me)] = out
+    rows = []
     for mn in models:
-        for me, r in results_[(mn, "time")].items():
-            rows.append({"model": mn, "method": me, **r, "peak_mb": results_.get((mn, me), np.nan)})
+        fl = {me: results_[(mn, me)] for me in jobs if me.startswith("floor batch")}
+        best_fl = min(fl, key=lambda k: fl[k]["seconds"])
+        for me in methods:
+            if me == "floor (best batch)":
+                r = {**fl[best_fl], "note": best_fl.replace("floor ", ""), "peak_mb": np.nan}
+            else:
+                r = results_[(mn, me)]
+            rows.append({"model": mn, "method": me, **r})
     df = pd.DataFrame(rows)
     out = []
     for mn, g in df.groupby("model", sort=False):
         t = dict(zip(g["method"], g["seconds"]))
-        g = g.assign(**{
+        out.append(g.assign(**{
+            "x floor(one)": g["seconds"] / t["floor (one batch)"],
             "x floor(best)": g["seconds"] / t["floor (best batch)"],
             "x naive": g["seconds"] / t["naive loop"],
-        })
-        out.append(g)
-    return pd.concat(out, ignore_index=True)[["model", "d", "method", "seconds", "x floor(best)", "x naive", "peak_mb", "note"]]
+        }))
+    return pd.concat(out, ignore_index=True)[["model", "d", "method", "seconds", "x floor(one)", "x floor(best)", "x naive", "peak_mb", "note"]]

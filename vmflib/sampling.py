@@ -78,8 +78,11 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 @contextlib.contextmanager
 def _preserved(model: nn.Module):
-    """Run in train mode; restore every submodule's mode and the global RNG state after."""
+    """Run in train mode; afterwards restore every submodule's mode, every buffer (BatchNorm
+    running statistics, which the loop backend lets the forward passes update) and the
+    global RNG state."""
     modes = [(m, m.training) for m in model.modules()]
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
     devices = sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"} - {None})
     with torch.random.fork_rng(devices=devices):
         try:
@@ -88,6 +91,9 @@ def _preserved(model: nn.Module):
         finally:
             for m, t in modes:
                 m.training = t
+            with torch.no_grad():
+                for b, v in saved:
+                    b.copy_(v)
 
 
 def _has_batch_coupling(model: nn.Module) -> bool:
@@ -177,18 +183,23 @@ def _contract_examples_cap(model: nn.Module, x1: torch.Tensor) -> int:
 
 
 # --- backends ------------------------------------------------------------------------------
-def _loop_chunk(model, loss_fn, params, xb, yb) -> torch.Tensor:
-    """[c, d] gradients, one autograd.grad per minibatch (the reference)."""
-    names = [n for n, _ in params]
+def _loop_chunk(model, loss_fn, params, xb, yb) -> list[torch.Tensor]:
+    """Per-parameter [c, numel] blocks, one forward and autograd.grad per minibatch (the
+    reference). The model runs as it is: in train mode BatchNorm normalises with each
+    minibatch's own statistics; the running statistics it updates are restored by
+    :func:`_preserved`."""
     tensors = [p for _, p in params]
-    rows = []
-    for k in range(xb.shape[0]):
-        state = {**dict(zip(names, tensors)), **_buffers(model)}
-        out = torch.func.functional_call(model, state, (xb[k],))
-        loss = loss_fn(out, yb[k])
+    c = xb.shape[0]
+    blocks = [torch.empty(c, t.numel(), dtype=t.dtype, device=t.device) for t in tensors]
+    for k in range(c):
+        loss = loss_fn(model(xb[k]), yb[k])
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-        rows.append(torch.cat([(torch.zeros_like(t) if g is None else g).reshape(-1) for g, t in zip(grads, tensors)]))
-    return torch.stack(rows)
+        for blk, g in zip(blocks, grads):
+            if g is None:
+                blk[k].zero_()
+            else:
+                blk[k].copy_(g.reshape(-1))
+    return blocks
 
 
 def _vmap_chunk(model, loss_fn, params, xb, yb) -> torch.Tensor:
