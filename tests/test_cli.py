@@ -21,7 +21,7 @@ def test_bench_vmf_table(tmp_path, capsys):
 
 def test_bench_sampling_table(tmp_path, capsys):
     out = tmp_path / "s.csv"
-    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--device", "cpu"]
+    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--seconds", "0", "--device", "cpu"]
     assert main(["bench", "sampling", *args, "--methods", "vmflib auto,per-example torch.func", "--out", str(out)]) == 0
     df = pd.read_csv(out)
     assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "per-example torch.func"}

@@ -112,6 +112,11 @@ SAMPLING_METHODS = (
     "vmflib stats 4m",
 )
 FLOOR_BATCHES = (64, 256, 1024, 4096)
+#: Per benchmark process: warm-up calls for a third of this many seconds (after the memory
+#: call), then timed calls until at least ``calls`` of them and this many seconds; at most
+#: MAX_CALLS of each.
+TIMED_SECONDS = 3.0
+MAX_CALLS = 40
 
 
 def _sampling_setup(model_name, m, b, chunk, device, input_shape):
@@ -196,10 +201,11 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
     return fns, d, sync
 
 
-def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape):
-    """One method of one model in a fresh process: the first call is the warm-up and gives
-    the peak memory (CUDA: peak allocated; CPU: growth of the peak resident set over the
-    set-up); then the best of ``calls`` timed calls."""
+def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, seconds=None):
+    """One method of one model in a fresh process: the first call gives the peak memory
+    (CUDA: peak allocated; CPU: growth of the peak resident set over the set-up); after a
+    warm-up, the best of at least ``calls`` timed calls (more for fast methods, see
+    TIMED_SECONDS): a fresh process's first calls pay page faults a long run does not."""
     import resource
 
     import torch
@@ -221,25 +227,35 @@ def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape):
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-    best = np.inf
-    for _ in range(calls):
+    def timed():
         sync()
         t0 = time.perf_counter()
         fns[method]()
         sync()
-        best = min(best, time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    # steady state, as in a long training run: fast methods get more warm-up and timed calls
+    timed_s = TIMED_SECONDS if seconds is None else seconds
+    spent, n = 0.0, 0
+    while spent < timed_s / 3 and n < MAX_CALLS:
+        spent, n = spent + timed(), n + 1
+    times = []
+    while (len(times) < calls or sum(times) < timed_s) and len(times) < MAX_CALLS:
+        times.append(timed())
+    best = min(times)
     note = f"backend {res}" if isinstance(res, str) else ""
     return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS) -> pd.DataFrame:
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS, seconds: float = TIMED_SECONDS) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
     Every (model, method) runs in its own fresh process, so no method inherits another's
     allocator state (on the CPU that state, through page faults, moved single timings by
     tens of percent); the processes run round-robin over all methods ``repeats`` times, so
     drifts in machine load hit all methods alike. A process times ``calls`` calls after a
-    warm-up call; the table keeps the best time and the smallest peak over the repeats.
+    warm-up (see :func:`_sampling_job`); the table keeps the best time and the smallest peak
+    over the repeats.
     Ratios compare with the naive loop, with the floor as the issue defines it (one plain
     mean-gradient pass over all m*b examples as a single batch) and with the fastest plain
     mean-gradient pass over the same examples at any batch size in FLOOR_BATCHES.
@@ -258,7 +274,7 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     tasks = [(r, mn, me) for r in range(repeats) for mn in models for me in jobs]
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for r, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
-            out = pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape))
+            out = pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape, seconds))
             prev = results_.get((mn, me))
             if prev is not None:
                 out = {**out, "seconds": np.fmin(prev["seconds"], out["seconds"]), "peak_mb": np.fmin(prev["peak_mb"], out["peak_mb"])}

@@ -11,8 +11,11 @@ any device, any float dtype) and accumulates in float64 exactly what GS, GNS and
 * the same unit-vector sums per jackknife group (G groups, G = m for the ordinary
   leave-one-out jackknife when m <= G), for a jackknife standard error of kappa.
 
-It never holds more than the chunk it is given plus O((G + 3) d) float64 numbers, so m is
-unbounded. :meth:`GradientAccumulator.finalize` turns the sums into
+Norms, gradient sums and squared deviations are formed in float64, a cache-sized column
+piece at a time; the unit-vector sums are one [K, c] @ [c, n] matmul per piece in the
+gradients' own dtype (c <= chunk_size terms per entry, weights from the float64 norms),
+added into float64 sums. It never holds more than the chunk it is given plus
+O((G + 3) d) float64 numbers, so m is unbounded. :meth:`GradientAccumulator.finalize` turns the sums into
 :class:`DirectionalStats` for the whole parameter vector and for each layer.
 """
 
