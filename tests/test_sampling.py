@@ -293,12 +293,13 @@ def test_minibatch_gradients_bad_input():
         sampling.minibatch_gradients(make("cnn_bn"), F.cross_entropy, x, y, torch.zeros(2, 3, dtype=torch.long), backend="contract")
 
 
-@pytest.mark.parametrize("table", [2**24, 25])  # 25 entries: many blocks of rows
-def test_sample_indices_uniform_ordered_subsets(monkeypatch, table):
+@pytest.mark.parametrize("compare_max,table", [(128, 2**24), (0, 2**24), (0, 25)])  # 25: many row blocks
+def test_sample_indices_uniform_ordered_subsets(monkeypatch, compare_max, table):
     from itertools import combinations
 
     from scipy import stats as sps
 
+    monkeypatch.setattr(sampling, "SAMPLE_COMPARE_MAX", compare_max)
     monkeypatch.setattr(sampling, "SAMPLE_TABLE_ENTRIES", table)
     n, b, m = 10, 4, 20000
     idx = sampling.sample_indices(n, b, m, torch.Generator().manual_seed(7)).numpy()

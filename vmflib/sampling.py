@@ -63,7 +63,10 @@ CPU_ACTIVATION_TENSOR = 2**21
 MEAN_LOSS_RTOL = 1e-4
 #: Minibatches of the first chunk used by that check.
 MEAN_LOSS_CHECK = 4
-#: sample_indices: entries of the boolean taken-table per block of minibatches.
+#: sample_indices: up to this minibatch size, membership is tested against the row's
+#: earlier draws (O(m b^2)); above it, a boolean taken-table of SAMPLE_TABLE_ENTRIES entries
+#: per block of minibatches.
+SAMPLE_COMPARE_MAX = 128
 SAMPLE_TABLE_ENTRIES = 2**24
 
 
@@ -404,6 +407,12 @@ def sample_indices(num_examples: int, batch_size: int, num_batches: int, generat
     if b > n:
         raise ValueError(f"batch_size {b} is larger than the data ({n} examples)")
     out = torch.empty(m, b, dtype=torch.long)
+    if b <= SAMPLE_COMPARE_MAX:  # small b: test membership against the row's earlier draws
+        for k, j in enumerate(range(n - b, n)):
+            t = torch.randint(0, j + 1, (m,), generator=generator)
+            out[:, k] = torch.where((out[:, :k] == t[:, None]).any(dim=1), j, t)  # Floyd
+        order = torch.rand(m, b, generator=generator).argsort(dim=1)
+        return out.gather(1, order)
     rows_per_block = max(1, SAMPLE_TABLE_ENTRIES // n)  # bounds the taken-table's memory
     for s in range(0, m, rows_per_block):
         e = min(m, s + rows_per_block)
