@@ -347,3 +347,29 @@ def test_accumulator_column_pieces_and_float32(monkeypatch, dtype, rel):
         ref = reference_stats(G64[:, cols])
         for key, val in ref.items():
             assert getattr(st, key) == pytest.approx(val, rel=rel), (st.name, key)
+
+
+class Drifting(nn.Module):
+    """Its output depends on a buffer that every train-mode forward updates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+        self.register_buffer("shift", torch.zeros(10, dtype=torch.float64))
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1)) * (1 + self.shift)
+        if self.training:
+            self.shift += 0.5
+        return out
+
+
+def test_loop_gives_every_minibatch_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = Drifting().double()
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 8, 5, torch.Generator().manual_seed(4))
+    ref = naive(model, x, y, idx)
+    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop", chunk_size=5)
+    torch.testing.assert_close(G, ref, rtol=1e-12, atol=1e-14)
+    assert torch.equal(model.shift, torch.zeros(10, dtype=torch.float64))

@@ -189,12 +189,18 @@ def _contract_examples_cap(model: nn.Module, x1: torch.Tensor) -> int:
 def _loop_chunk(model, loss_fn, params, xb, yb) -> list[torch.Tensor]:
     """Per-parameter [c, numel] blocks, one forward and autograd.grad per minibatch (the
     reference). The model runs as it is: in train mode BatchNorm normalises with each
-    minibatch's own statistics; the running statistics it updates are restored by
-    :func:`_preserved`."""
+    minibatch's own statistics. Buffers a forward pass updates (running statistics, a
+    spectral norm's power-iteration vector) are put back before the next minibatch, so
+    every minibatch sees the model as it was."""
     tensors = [p for _, p in params]
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
     c = xb.shape[0]
     blocks = [torch.empty(c, t.numel(), dtype=t.dtype, device=t.device) for t in tensors]
     for k in range(c):
+        if k:
+            with torch.no_grad():
+                for buf, v in saved:
+                    buf.copy_(v)
         loss = loss_fn(model(xb[k]), yb[k])
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         for blk, g in zip(blocks, grads):
