@@ -227,6 +227,7 @@ def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, s
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+
     def timed():
         sync()
         t0 = time.perf_counter()

@@ -85,7 +85,7 @@ def _preserved(model: nn.Module):
     running statistics, which the loop backend lets the forward passes update) and the
     global RNG state."""
     modes = [(m, m.training) for m in model.modules()]
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    saved = _snapshot_buffers(model)
     devices = sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"} - {None})
     with torch.random.fork_rng(devices=devices):
         try:
@@ -94,9 +94,7 @@ def _preserved(model: nn.Module):
         finally:
             for m, t in modes:
                 m.training = t
-            with torch.no_grad():
-                for b, v in saved:
-                    b.copy_(v)
+            _restore_buffers(saved)
 
 
 def _has_batch_coupling(model: nn.Module) -> bool:
@@ -105,6 +103,16 @@ def _has_batch_coupling(model: nn.Module) -> bool:
 
 def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: b.detach().clone() for n, b in model.named_buffers()}
+
+
+def _snapshot_buffers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(b, b.detach().clone()) for b in model.buffers()]
+
+
+@torch.no_grad()
+def _restore_buffers(saved) -> None:
+    for b, v in saved:
+        b.copy_(v)
 
 
 def _check_data(inputs, targets) -> None:
@@ -193,14 +201,12 @@ def _loop_chunk(model, loss_fn, params, xb, yb) -> list[torch.Tensor]:
     spectral norm's power-iteration vector) are put back before the next minibatch, so
     every minibatch sees the model as it was."""
     tensors = [p for _, p in params]
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    saved = _snapshot_buffers(model)
     c = xb.shape[0]
     blocks = [torch.empty(c, t.numel(), dtype=t.dtype, device=t.device) for t in tensors]
     for k in range(c):
         if k:
-            with torch.no_grad():
-                for buf, v in saved:
-                    buf.copy_(v)
+            _restore_buffers(saved)
         loss = loss_fn(model(xb[k]), yb[k])
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         for blk, g in zip(blocks, grads):
@@ -417,18 +423,17 @@ def sample_indices(num_examples: int, batch_size: int, num_batches: int, generat
         for k, j in enumerate(range(n - b, n)):
             t = torch.randint(0, j + 1, (m,), generator=generator)
             out[:, k] = torch.where((out[:, :k] == t[:, None]).any(dim=1), j, t)  # Floyd
-        order = torch.rand(m, b, generator=generator).argsort(dim=1)
-        return out.gather(1, order)
-    rows_per_block = max(1, SAMPLE_TABLE_ENTRIES // n)  # bounds the taken-table's memory
-    for s in range(0, m, rows_per_block):
-        e = min(m, s + rows_per_block)
-        rows = torch.arange(e - s)
-        taken = torch.zeros(e - s, n, dtype=torch.bool)
-        for k, j in enumerate(range(n - b, n)):
-            t = torch.randint(0, j + 1, (e - s,), generator=generator)
-            t = torch.where(taken[rows, t], j, t)  # Floyd: j itself is never taken yet
-            taken[rows, t] = True
-            out[s:e, k] = t
+    else:
+        rows_per_block = max(1, SAMPLE_TABLE_ENTRIES // n)  # bounds the taken-table's memory
+        for s in range(0, m, rows_per_block):
+            e = min(m, s + rows_per_block)
+            rows = torch.arange(e - s)
+            taken = torch.zeros(e - s, n, dtype=torch.bool)
+            for k, j in enumerate(range(n - b, n)):
+                t = torch.randint(0, j + 1, (e - s,), generator=generator)
+                t = torch.where(taken[rows, t], j, t)  # Floyd: j itself is never taken yet
+                taken[rows, t] = True
+                out[s:e, k] = t
     order = torch.rand(m, b, generator=generator).argsort(dim=1)
     return out.gather(1, order)
 

@@ -224,24 +224,21 @@ class GradientAccumulator:
         # consecutive rows, so the groups present in a chunk are a range [g0, g1)). The
         # matmul runs in the gradients' dtype (c <= chunk_size terms per entry, the weights
         # from float64 norms); its [K, n] result is accumulated in float64.
-        Wrows = [inv[None]]
-        if self.per_layer:
-            Wrows.append(None)  # linv[:, i], filled per piece
         if self.groups:
             grp = self.group_of(torch.arange(self.seen, self.seen + c, device=self.device))
             g0, g1 = int(grp[0]), int(grp[-1]) + 1
             onehot = (grp[None, :] == torch.arange(g0, g1, device=self.device)[:, None]).double()  # [P, c]
             P = g1 - g0
-            Wrows.append(onehot * inv)
-            if self.per_layer:
-                Wrows.append(None)  # onehot * linv[:, i]
+
+        def weights(i):  # [K, c] rows: inv, linv_i, then per group present
+            rows = [inv[None]] + ([linv[None, :, i]] if self.per_layer else [])
+            if self.groups:
+                rows += [onehot * inv] + ([onehot * linv[:, i]] if self.per_layer else [])
+            return torch.cat(rows).to(G[i].dtype)
+
+        W = {i: weights(i) for i in range(nblk)}
         for i, a, b in pieces:
-            piece = self._piece(G, i, a, b)
-            if self.per_layer:
-                Wrows[1] = linv[None, :, i]
-                if self.groups:
-                    Wrows[3] = onehot * linv[:, i]
-            R = (torch.cat(Wrows).to(piece.dtype) @ piece).to(torch.float64)  # [K, n]
+            R = (W[i] @ self._piece(G, i, a, b)).to(torch.float64)  # [K, n]
             self.usum[a:b] += R[0]
             k = 1
             if self.per_layer:
