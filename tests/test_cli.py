@@ -21,7 +21,7 @@ def test_bench_vmf_table(tmp_path, capsys):
 
 def test_bench_sampling_table(tmp_path, capsys):
     out = tmp_path / "s.csv"
-    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--seconds", "0", "--device", "cpu"]
+    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "2", "--calls", "1", "--seconds", "0", "--device", "cpu"]
     assert main(["bench", "sampling", *args, "--methods", "vmflib auto,per-example torch.func", "--out", str(out)]) == 0
     df = pd.read_csv(out)
     assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "per-example torch.func"}
@@ -30,6 +30,10 @@ def test_bench_sampling_table(tmp_path, capsys):
     assert (df.loc[df.method != "floor (best batch)", "peak_mb"] >= 0).all()
     assert df.loc[df.method == "vmflib auto", "note"].item() == "backend contract"
     assert (df["seconds"] > 0).all()
+    # paired per-round ratios: the naive loop against itself is exactly 1 in every round
+    naive = df[df.method == "naive loop"]
+    assert naive["x naive med"].item() == 1.0 and naive["x naive max"].item() == 1.0
+    assert (df["x naive max"] >= df["x naive med"]).all() and (df["x naive med"] > 0).all()
 
 
 def test_bench_sampling_rejects_unknown_method():

@@ -30,7 +30,8 @@ def _cmd_bench(args) -> int:
             "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
             "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
             "x floor(best) = the same at the fastest batch size in "
-            f"{list(bench.FLOOR_BATCHES)}; x naive = time / naive loop"
+            f"{list(bench.FLOOR_BATCHES)}; x naive = time / naive loop; "
+            "x naive med, x naive max: median and largest over the rounds of time / naive loop's time in the same round"
         )
     else:  # pragma: no cover - argparse restricts choices
         raise AssertionError(args.what)
