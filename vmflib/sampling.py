@@ -252,8 +252,9 @@ def _contract_unsupported(model: nn.Module) -> str | None:
     return None
 
 
-def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool) -> torch.Tensor:
-    """[c, d] gradients from one pass over the chunk's c*b examples (see module docstring)."""
+def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool, dest=None) -> list[torch.Tensor]:
+    """Per-parameter [c, numel] gradients from one pass over the chunk's c*b examples (see
+    module docstring), written into ``dest`` (views into the caller's memory) when given."""
     c, b = xb.shape[:2]
     x = xb.reshape(c * b, *xb.shape[2:])
     y = yb.reshape(c * b, *yb.shape[2:])
@@ -287,28 +288,47 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool) -> torch.T
     outs = [captured[m][0][1] for m in mods]
     deltas = torch.autograd.grad(total, outs, allow_unused=True)
     deltas = [torch.zeros_like(o) if g is None else g for g, o in zip(deltas, outs)]
-    grads: dict[int, torch.Tensor] = {id(p): torch.zeros(c, p.numel(), dtype=p.dtype, device=p.device) for m in unused for p in m.parameters(recurse=False)}
+    # per-parameter [c, numel] targets: the caller's views (into the result) or new memory
+    # (a batched matmul straight into strided rows of the result was slower than bmm + copy)
+    fresh = dest is None
+    grads = {} if fresh else {id(p): t for (_, p), t in zip(params, dest)}
+
+    def target(p):  # where p's [c, numel] gradients go (None: not trainable)
+        if p is None or not p.requires_grad:
+            return None
+        if id(p) not in grads:
+            grads[id(p)] = torch.empty(c, p.numel(), dtype=p.dtype, device=p.device)
+        return grads[id(p)]
+
+    for m in unused:
+        for p in m.parameters(recurse=False):
+            if p.requires_grad:
+                target(p).zero_()
     for m, delta in zip(mods, deltas):
         a = captured[m][0][0]
+        gw = target(m.weight) if not (fresh and isinstance(m, nn.Linear)) else None
+        gb = target(m.bias)
         if isinstance(m, nn.Linear):
             a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
             d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
-            gw = torch.bmm(d3.transpose(1, 2), a3)  # [c, out, in]
-            gb = d3.sum(dim=1)
+            if m.weight.requires_grad:  # [c, out, in]
+                w3 = torch.bmm(d3.transpose(1, 2), a3).reshape(c, -1)
+                if fresh:
+                    grads[id(m.weight)] = w3
+                else:
+                    gw.copy_(w3)
+            if gb is not None:
+                gb.copy_(d3.sum(dim=1))
         else:  # Conv2d: one weight gradient per minibatch, on contiguous batch slices (on
             # the CPU this beats one grouped convolution with the minibatches as groups)
-            O = delta.shape[1]
-            gw = torch.empty(c, m.weight.numel(), dtype=delta.dtype, device=delta.device)
-            for k in range(c):
-                sl = slice(k * b, (k + 1) * b)
-                gw[k] = torch.nn.grad.conv2d_weight(
-                    a[sl], m.weight.shape, delta[sl], stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups
-                ).reshape(-1)
-            gb = delta.reshape(c, b, O, -1).sum(dim=(1, 3))
-        if m.weight.requires_grad:
-            grads[id(m.weight)] = gw.reshape(c, -1)
-        if m.bias is not None and m.bias.requires_grad:
-            grads[id(m.bias)] = gb.reshape(c, -1)
+            if gw is not None:
+                for k in range(c):
+                    sl = slice(k * b, (k + 1) * b)
+                    gw[k] = torch.nn.grad.conv2d_weight(
+                        a[sl], m.weight.shape, delta[sl], stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups
+                    ).reshape(-1)
+            if gb is not None:
+                gb.copy_(delta.reshape(c, b, delta.shape[1], -1).sum(dim=(1, 3)))
     return [grads[id(p)] for _, p in params]
 
 
@@ -323,10 +343,11 @@ def _chunks(m: int, size: int):
 
 def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=None):
     """Yield chunks as lists of per-parameter [c, numel] blocks; first yields the info dict
-    (whose 'backend' says which backend ran). The loop backend writes its gradients straight
-    into ``out`` ([m, d], when given) or else into one scratch set reused by every chunk
-    (the consumer is done with a chunk before it asks for the next): fresh memory for every
-    chunk costs page faults that were a tenth of the CNN's time on the CPU."""
+    (whose 'backend' says which backend ran). The loop and contract backends write their
+    gradients straight into ``out`` ([m, d], when given; a copy less). Without ``out`` the
+    loop reuses one scratch set for every chunk (the consumer is done with a chunk before
+    it asks for the next): fresh memory for every chunk costs page faults that were a
+    tenth of the CNN's time on the CPU."""
     params = trainable_parameters(model)
     d = sum(p.numel() for _, p in params)
     m = indices.shape[0]
@@ -346,24 +367,27 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
     scratch = None
     first = True
     for s, e in _chunks(m, int(chunk_size)):
-        idx = indices[s:e].to(inputs.device)
-        xb = inputs[idx].to(device)
-        yb = targets[idx].to(device)
+        flat = indices[s:e].reshape(-1).to(inputs.device)
+        # index_select: on the CPU about 4x faster than advanced indexing for these gathers
+        xb = inputs.index_select(0, flat).reshape(e - s, -1, *inputs.shape[1:]).to(device)
+        yb = targets.index_select(0, flat).reshape(e - s, -1, *targets.shape[1:]).to(device)
+        if out is not None:
+            dest = [out[s:e, a:b] for a, b in zip(cols[:-1], cols[1:])]
+        elif info["backend"] != "loop":
+            dest = None  # the contract backend makes its own blocks (no copy)
+        else:
+            if scratch is None:
+                scratch = [torch.empty(min(m, int(chunk_size)), n, dtype=p.dtype, device=p.device) for n, (_, p) in zip(sizes, params)]
+            dest = [t[: e - s] for t in scratch]
         if info["backend"] == "contract":
             try:
-                G = _contract_chunk(model, loss_fn, params, xb, yb, check_loss=first)
+                G = _contract_chunk(model, loss_fn, params, xb, yb, check_loss=first, dest=dest)
             except _NotMeanLoss:
                 if backend == "contract":
                     raise ValueError("the contract backend needs a loss that is the mean of per-example losses") from None
                 info["backend"] = "vmap" if device.type == "cuda" else "loop"
                 info["fallback"] = "loss is not a mean of per-example losses"
         if info["backend"] == "loop":
-            if out is not None:
-                dest = [out[s:e, a:b] for a, b in zip(cols[:-1], cols[1:])]
-            else:
-                if scratch is None:
-                    scratch = [torch.empty(min(m, int(chunk_size)), n, dtype=p.dtype, device=p.device) for n, (_, p) in zip(sizes, params)]
-                dest = [t[: e - s] for t in scratch]
             G = _loop_chunk(model, loss_fn, params, xb, yb, dest)
         elif info["backend"] == "vmap":
             G = _vmap_chunk(model, loss_fn, params, xb, yb)
@@ -393,7 +417,8 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     with _preserved(model):
         d = sum(p.numel() for _, p in params)
         G = torch.empty(indices.shape[0], d, dtype=params[0][1].dtype, device=params[0][1].device)
-        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=G)
+        same = all(p.dtype == G.dtype for _, p in params)  # else blocks are cast by the copy below
+        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=G if same else None)
         info = next(it)
         row = 0
         for blocks in it:  # one copy of each entry, straight into its place (none if there)
