@@ -336,9 +336,11 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
                 "layer_rows": layer_rows,
                 "elapsed": elapsed + time.perf_counter() - t_start,
             }
-            results.atomic_torch_save(ck, ckpt_path)
+            # tables first: once a checkpoint exists, the tables hold at least its rows (a kill
+            # in between leaves tables ahead of the checkpoint; the resume rewrites them)
             results.write_table(out / results.MEASUREMENTS, rows)
             results.write_table(out / results.LAYERS, layer_rows)
+            results.atomic_torch_save(ck, ckpt_path)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
     except NonFiniteGradientError as e:
