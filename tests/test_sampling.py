@@ -129,6 +129,11 @@ def test_contract_falls_back_when_loss_is_not_a_mean():
     torch.testing.assert_close(G, ref)
     with pytest.raises(ValueError, match="mean of per-example losses"):
         sampling.minibatch_gradients(model, weird_loss, x, y, idx, backend="contract")
+    # the streaming path falls back too (its loop writes into a scratch set, not a result)
+    kw = dict(batch_size=16, num_batches=4, chunk_size=3, jackknife_groups=0)
+    st = sampling.gradient_stats(model, weird_loss, x, y, generator=torch.Generator().manual_seed(3), **kw)
+    assert st.info["backend"] == "loop" and "fallback" in st.info
+    np.testing.assert_allclose(st.norms, torch.linalg.vector_norm(ref, dim=1).numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["loop", "vmap", "auto"])

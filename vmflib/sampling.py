@@ -368,18 +368,11 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
     first = True
     for s, e in _chunks(m, int(chunk_size)):
         flat = indices[s:e].reshape(-1).to(inputs.device)
-        # index_select: on the CPU about 4x faster than advanced indexing for these gathers
+        # index_select: on the CPU about 2x faster than advanced indexing for these gathers
         xb = inputs.index_select(0, flat).reshape(e - s, -1, *inputs.shape[1:]).to(device)
         yb = targets.index_select(0, flat).reshape(e - s, -1, *targets.shape[1:]).to(device)
-        if out is not None:
-            dest = [out[s:e, a:b] for a, b in zip(cols[:-1], cols[1:])]
-        elif info["backend"] != "loop":
-            dest = None  # the contract backend makes its own blocks (no copy)
-        else:
-            if scratch is None:
-                scratch = [torch.empty(min(m, int(chunk_size)), n, dtype=p.dtype, device=p.device) for n, (_, p) in zip(sizes, params)]
-            dest = [t[: e - s] for t in scratch]
-        if info["backend"] == "contract":
+        dest = [out[s:e, a:b] for a, b in zip(cols[:-1], cols[1:])] if out is not None else None
+        if info["backend"] == "contract":  # without ``out`` it makes its own blocks (no copy)
             try:
                 G = _contract_chunk(model, loss_fn, params, xb, yb, check_loss=first, dest=dest)
             except _NotMeanLoss:
@@ -388,6 +381,10 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
                 info["backend"] = "vmap" if device.type == "cuda" else "loop"
                 info["fallback"] = "loss is not a mean of per-example losses"
         if info["backend"] == "loop":
+            if dest is None:
+                if scratch is None:
+                    scratch = [torch.empty(min(m, int(chunk_size)), n, dtype=p.dtype, device=p.device) for n, (_, p) in zip(sizes, params)]
+                dest = [t[: e - s] for t in scratch]
             G = _loop_chunk(model, loss_fn, params, xb, yb, dest)
         elif info["backend"] == "vmap":
             G = _vmap_chunk(model, loss_fn, params, xb, yb)
