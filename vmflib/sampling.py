@@ -290,45 +290,42 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool, dest=None)
     deltas = [torch.zeros_like(o) if g is None else g for g, o in zip(deltas, outs)]
     # per-parameter [c, numel] targets: the caller's views (into the result) or new memory
     # (a batched matmul straight into strided rows of the result was slower than bmm + copy)
-    fresh = dest is None
-    grads = {} if fresh else {id(p): t for (_, p), t in zip(params, dest)}
+    grads = {} if dest is None else {id(p): t for (_, p), t in zip(params, dest)}
 
-    def target(p):  # where p's [c, numel] gradients go (None: not trainable)
-        if p is None or not p.requires_grad:
-            return None
+    def slot(p):  # p's destination, made if the caller gave none
         if id(p) not in grads:
             grads[id(p)] = torch.empty(c, p.numel(), dtype=p.dtype, device=p.device)
         return grads[id(p)]
 
+    def put(p, value):  # value: [c, numel] gradients of p (skipped if p is frozen or absent)
+        if p is not None and p.requires_grad:
+            if id(p) in grads:
+                grads[id(p)].copy_(value)
+            else:
+                grads[id(p)] = value
+
     for m in unused:
         for p in m.parameters(recurse=False):
             if p.requires_grad:
-                target(p).zero_()
+                slot(p).zero_()
     for m, delta in zip(mods, deltas):
         a = captured[m][0][0]
-        gw = target(m.weight) if not (fresh and isinstance(m, nn.Linear)) else None
-        gb = target(m.bias)
         if isinstance(m, nn.Linear):
             a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
             d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
-            if m.weight.requires_grad:  # [c, out, in]
-                w3 = torch.bmm(d3.transpose(1, 2), a3).reshape(c, -1)
-                if fresh:
-                    grads[id(m.weight)] = w3
-                else:
-                    gw.copy_(w3)
-            if gb is not None:
-                gb.copy_(d3.sum(dim=1))
+            if m.weight.requires_grad:
+                put(m.weight, torch.bmm(d3.transpose(1, 2), a3).reshape(c, -1))  # [c, out * in]
+            put(m.bias, d3.sum(dim=1))
         else:  # Conv2d: one weight gradient per minibatch, on contiguous batch slices (on
             # the CPU this beats one grouped convolution with the minibatches as groups)
-            if gw is not None:
+            if m.weight.requires_grad:
+                gw = slot(m.weight)
                 for k in range(c):
                     sl = slice(k * b, (k + 1) * b)
                     gw[k] = torch.nn.grad.conv2d_weight(
                         a[sl], m.weight.shape, delta[sl], stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups
                     ).reshape(-1)
-            if gb is not None:
-                gb.copy_(delta.reshape(c, b, delta.shape[1], -1).sum(dim=(1, 3)))
+            put(m.bias, delta.reshape(c, b, delta.shape[1], -1).sum(dim=(1, 3)))
     return [grads[id(p)] for _, p in params]
 
 
@@ -343,13 +340,14 @@ def _chunks(m: int, size: int):
 
 def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=None):
     """Yield chunks as lists of per-parameter [c, numel] blocks; first yields the info dict
-    (whose 'backend' says which backend ran). The loop and contract backends write their
-    gradients straight into ``out`` ([m, d], when given; a copy less). Without ``out`` the
-    loop reuses one scratch set for every chunk (the consumer is done with a chunk before
-    it asks for the next): fresh memory for every chunk costs page faults that were a
-    tenth of the CNN's time on the CPU."""
+    (whose 'backend' says which backend ran). With ``out`` ([m, d]) every chunk ends up in
+    its rows (the loop and contract backends write there directly, a copy less). Without
+    ``out`` the loop reuses one scratch set for every chunk (the consumer is done with a
+    chunk before it asks for the next): fresh memory for every chunk costs page faults that
+    were a tenth of the CNN's time on the CPU."""
     params = trainable_parameters(model)
-    d = sum(p.numel() for _, p in params)
+    sizes = [p.numel() for _, p in params]
+    d = sum(sizes)
     m = indices.shape[0]
     device = params[0][1].device
     chosen = _resolve_backend(model, backend, device)
@@ -362,7 +360,6 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     info = {"backend": chosen, "chunk_size": int(chunk_size), "d": d, "m": m}
     yield info
-    sizes = [p.numel() for _, p in params]
     cols = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     scratch = None
     first = True
@@ -388,6 +385,8 @@ def _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backen
             G = _loop_chunk(model, loss_fn, params, xb, yb, dest)
         elif info["backend"] == "vmap":
             G = _vmap_chunk(model, loss_fn, params, xb, yb)
+            if out is not None:
+                out[s:e].copy_(G)
         first = False
         yield [g.detach() for g in G] if isinstance(G, list) else list(torch.split(G.detach(), sizes, dim=1))
 
@@ -414,18 +413,10 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     with _preserved(model):
         d = sum(p.numel() for _, p in params)
         G = torch.empty(indices.shape[0], d, dtype=params[0][1].dtype, device=params[0][1].device)
-        same = all(p.dtype == G.dtype for _, p in params)  # else blocks are cast by the copy below
-        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=G if same else None)
+        it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=G)
         info = next(it)
-        row = 0
-        for blocks in it:  # one copy of each entry, straight into its place (none if there)
-            col, c = 0, blocks[0].shape[0]
-            for blk in blocks:
-                dst = G[row : row + c, col : col + blk.shape[1]]
-                if blk.data_ptr() != dst.data_ptr():
-                    dst.copy_(blk)
-                col += blk.shape[1]
-            row += c
+        for _ in it:  # every chunk is written into its rows of G (cast to G's dtype)
+            pass
     return (G, info) if return_info else G
 
 
