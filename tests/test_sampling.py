@@ -96,6 +96,19 @@ def test_backends_equal_naive_loop_float64(name):
         torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("entries", [1, "3x"])
+def test_contract_weight_buffer_slices(monkeypatch, entries):
+    # the contract backend's Linear weight gradients reach the result through a buffer of
+    # BMM_BUFFER_ENTRIES: one minibatch at a time, or slices of 3 with a remainder
+    model = make("mlp")
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
+    largest = max(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    monkeypatch.setattr(sampling, "BMM_BUFFER_ENTRIES", 1 if entries == 1 else 3 * largest)
+    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="contract", chunk_size=7)
+    torch.testing.assert_close(G, naive(model, x, y, idx), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_bn"])
 def test_backends_agree_float32(name):
     model = make(name, torch.float32)

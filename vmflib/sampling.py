@@ -59,6 +59,9 @@ CONTRACT_ACTIVATIONS = 2**25
 #: default chunk. Larger tensors are fresh page-faulting allocations for every operation
 #: (glibc serves them by mmap), which made bigger chunks slower in ``bench sampling``.
 CPU_ACTIVATION_TENSOR = 2**21
+#: Entries of the buffer through which the contract backend's Linear weight gradients reach
+#: the caller's rows (a slice of the chunk's minibatches at a time).
+BMM_BUFFER_ENTRIES = 2**20
 #: Relative tolerance of the run-time check that the loss is a mean of per-example losses.
 MEAN_LOSS_RTOL = 1e-4
 #: Minibatches of the first chunk used by that check.
@@ -313,7 +316,17 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool, dest=None)
         if isinstance(m, nn.Linear):
             a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
             d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
-            if m.weight.requires_grad:
+            if m.weight.requires_grad and id(m.weight) in grads:
+                # into the caller's rows through a small buffer reused by slices of the chunk:
+                # a chunk-sized temporary is fresh memory (page faults) and cold when copied
+                target, w = grads[id(m.weight)], m.weight
+                step = max(1, BMM_BUFFER_ENTRIES // w.numel())
+                buf = torch.empty(min(c, step), *w.shape, dtype=w.dtype, device=w.device)
+                for s in range(0, c, step):
+                    e = min(c, s + step)
+                    torch.bmm(d3[s:e].transpose(1, 2), a3[s:e], out=buf[: e - s])
+                    target[s:e].copy_(buf[: e - s].reshape(e - s, -1))
+            elif m.weight.requires_grad:
                 put(m.weight, torch.bmm(d3.transpose(1, 2), a3).reshape(c, -1))  # [c, out * in]
             put(m.bias, d3.sum(dim=1))
         else:  # Conv2d: one weight gradient per minibatch, on contiguous batch slices (on
