@@ -251,6 +251,27 @@ def test_rayleigh_detects_concentration_and_band_orders():
     assert deb[0] == 0.0 and 0 < deb[1] < hi
 
 
+def test_uniform_resultant_quantiles_vectorised_equals_one_at_a_time():
+    # n == 2 (exact Beta law) and n >= 3 (moment-matched chi-square) mixed in one call
+    n = np.array([2, 3, 256, 2, 40])
+    d = np.array([5, 10, 78400, 1000, 7])
+    q = np.array([0.025, 0.5, 0.975])
+    many = vmf.uniform_resultant_quantiles(n, d, q)
+    assert many.shape == (3, 5)
+    for j in range(5):
+        one = vmf.uniform_resultant_quantiles([n[j]], [d[j]], q)[:, 0]
+        np.testing.assert_array_equal(many[:, j], one)
+        np.testing.assert_array_equal(vmf.kappa_from_resultant(one, n[j], d[j]), vmf.uniform_kappa_quantiles(n[j], d[j], q))
+    assert np.all(np.diff(many, axis=0) > 0) and np.all(many < n**2)
+
+
+def test_jackknife_spread():
+    assert vmf.jackknife_spread([1.0, 3.0]) == pytest.approx(np.sqrt(0.5 * 2.0))
+    assert vmf.jackknife_spread([1.0, np.inf, 2.0]) == np.inf
+    with pytest.raises(ValueError, match="at least 2 replicates"):
+        vmf.jackknife_spread([1.0])
+
+
 # --- jackknife -----------------------------------------------------------------------------
 @pytest.mark.parametrize("debias", [False, True])
 def test_jackknife_equals_brute_force_leave_one_out(debias):
@@ -297,6 +318,9 @@ def test_jackknife_se_tracks_sampling_spread():
         (lambda: vmf.uniform_kappa_quantiles(1, 10, 0.5), "integer >= 2"),
         (lambda: vmf.uniform_kappa_quantiles(10, 10, 1.5), r"\(0, 1\)"),
         (lambda: vmf.rayleigh_pvalue(0.5, 10, 1), ">= 2"),
+        (lambda: vmf.uniform_resultant_quantiles([10, 20], [5], 0.5), "same length"),
+        (lambda: vmf.uniform_resultant_quantiles([10], [5], 0.0), r"\(0, 1\)"),
+        (lambda: vmf.uniform_resultant_quantiles([1], [5], 0.5), "integer >= 2"),
     ],
 )
 def test_bad_input_raises_clear_value_error(call, match):

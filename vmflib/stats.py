@@ -252,36 +252,6 @@ class GradientAccumulator:
         self.layer_norms[self.seen : self.seen + c] = lnorm.cpu().numpy()
         self.seen += c
 
-    def _directional(self, name, d, norms, m, gbar2, m2, usum, gsum, group_counts, num_zero=0) -> DirectionalStats:
-        """Statistics of one block from its float64 sums.
-
-        norms: all m_total norms of the block; m: how many of them are nonzero (directions).
-        """
-        mean_norm = float(norms.mean())
-        gns = float(norms.std(ddof=1) / mean_norm) if mean_norm > 0 else math.nan
-        var_trace = m2 / (self.m - 1)
-        snr = math.sqrt(gbar2 / var_trace) if var_trace > 0 else math.inf
-        gs = 1.0 / snr if snr > 0 else math.inf
-        nan = math.nan
-        if m < 2 or d < 2:
-            return DirectionalStats(name, d, m, mean_norm, gns, snr, gs, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, num_zero)
-        s2 = float(usum @ usum)
-        rbar = math.sqrt(s2) / m
-        rbar_deb = float(vmf.resultant_to_rbar(s2, m, debias=True))
-        k_raw = float(vmf.kappa_from_resultant(s2, m, d))
-        k_deb = float(vmf.kappa_from_resultant(s2, m, d, debias=True))
-        se = se_raw = nan
-        if gsum is not None and gsum.shape[0] >= 2:
-            loo_s2 = (s2 - 2.0 * (gsum @ usum) + (gsum * gsum).sum(dim=1)).cpu().numpy()
-            loo_n = m - group_counts
-            ok = loo_n >= 3
-            if ok.sum() >= 2:
-                se = vmf.jackknife_se(loo_s2[ok], loo_n[ok], d, debias=True)
-                se_raw = vmf.jackknife_se(loo_s2[ok], loo_n[ok], d)
-        lo, med, hi = vmf.uniform_kappa_quantiles(m, d, NULL_BAND)
-        p = float(vmf.rayleigh_pvalue(min(rbar, 1.0), m, d))
-        return DirectionalStats(name, d, m, mean_norm, gns, snr, gs, rbar, rbar_deb, k_raw, k_deb, se, se_raw, float(lo), float(med), float(hi), p, num_zero)
-
     def finalize(self) -> tuple[DirectionalStats, list[DirectionalStats]]:
         """Statistics of all parameters and of each block (empty list if not per_layer)."""
         if self.seen != self.m:
@@ -289,8 +259,7 @@ class GradientAccumulator:
         m = self.m
         counts = np.bincount((np.arange(m) * self.groups) // m, minlength=self.groups) if self.groups else None
         gbar = self.sum / m
-        total = self._directional("all", self.d, self.norms, m, float(gbar @ gbar), float(self.m2.sum()), self.usum, self.gusum, counts)
-        layers = []
+        blocks = [_Block("all", self.d, self.norms, m, float(gbar @ gbar), float(self.m2.sum()), self.usum, self.gusum, counts)]
         if self.per_layer:
             grp_rows = (np.arange(m) * self.groups) // m if self.groups else None
             for i, (name, a, b) in enumerate(zip(self.names, self.offsets[:-1], self.offsets[1:])):
@@ -298,11 +267,107 @@ class GradientAccumulator:
                 nz = ln > 0
                 gb = gbar[a:b]
                 gcounts = np.bincount(grp_rows[nz], minlength=self.groups) if self.groups else None
-                layers.append(
-                    self._directional(
-                        name, b - a, ln, int(nz.sum()),
-                        float(gb @ gb), float(self.m2[i]), self.lsum[a:b],
-                        self.glsum[:, a:b] if self.groups else None, gcounts, num_zero=int((~nz).sum()),
-                    )
-                )
-        return total, layers
+                blocks.append(_Block(
+                    name, b - a, ln, int(nz.sum()), float(gb @ gb), float(self.m2[i]), self.lsum[a:b],
+                    self.glsum[:, a:b] if self.groups else None, gcounts, num_zero=int((~nz).sum()),
+                ))
+        out = _directional(blocks, m)
+        return out[0], out[1:]
+
+
+@dataclass
+class _Block:
+    """Float64 sums of one block (all parameters, or one tensor) for :func:`_directional`.
+
+    norms: all m_total norms of the block; m: how many are nonzero (the directions);
+    gbar2: |mean gradient|^2; m2: sum of squared deviations; usum: sum of unit vectors;
+    gsum: [G, size] per-group unit-vector sums (None without jackknife); counts: [G]
+    directions per group.
+    """
+
+    name: str
+    d: int
+    norms: np.ndarray
+    m: int
+    gbar2: float
+    m2: float
+    usum: torch.Tensor
+    gsum: torch.Tensor | None
+    counts: np.ndarray | None
+    num_zero: int = 0
+
+
+class _KappaRequests:
+    """Resultants (|S|^2, n, d) collected from many blocks, inverted to kappa in one call."""
+
+    def __init__(self):
+        self.s2, self.n, self.d = [], [], []
+        self.size = 0
+
+    def add(self, s2, n, d) -> slice:
+        s2 = np.atleast_1d(np.asarray(s2, dtype=float))
+        self.s2.append(s2)
+        self.n.append(np.broadcast_to(np.asarray(n, dtype=float), s2.shape))
+        self.d.append(np.full(s2.shape, float(d)))
+        self.size += s2.size
+        return slice(self.size - s2.size, self.size)
+
+    def solve(self, debias: bool) -> np.ndarray:
+        if not self.size:
+            return np.empty(0)
+        cat = np.concatenate
+        return np.atleast_1d(vmf.kappa_from_resultant(cat(self.s2), cat(self.n), cat(self.d), debias=debias))
+
+
+def _directional(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
+    """GS, GNS and DU of each block from its float64 sums. Every kappa of every block (raw
+    and debiased estimates, their jackknife replicates, the null band) comes from one
+    vectorised inversion per estimator: per block and per value, the Newton iterations
+    took 20 ms at m = 256 with 5 blocks, as long as streaming the MLP's gradients."""
+    raw, deb = _KappaRequests(), _KappaRequests()
+    plans = []
+    for bl in blocks:
+        norms = bl.norms
+        mean_norm = float(norms.mean())
+        gns = float(norms.std(ddof=1) / mean_norm) if mean_norm > 0 else math.nan
+        var_trace = bl.m2 / (m_total - 1)
+        snr = math.sqrt(bl.gbar2 / var_trace) if var_trace > 0 else math.inf
+        gs = 1.0 / snr if snr > 0 else math.inf
+        plan = {"head": (bl.name, bl.d, bl.m, mean_norm, gns, snr, gs), "block": bl}
+        if bl.m >= 2 and bl.d >= 2:
+            s2 = float(bl.usum @ bl.usum)
+            plan.update(s2=s2, raw=raw.add(s2, bl.m, bl.d), deb=deb.add(s2, bl.m, bl.d))
+            if bl.gsum is not None and bl.gsum.shape[0] >= 2:
+                loo_s2 = (s2 - 2.0 * (bl.gsum @ bl.usum) + (bl.gsum * bl.gsum).sum(dim=1)).cpu().numpy()
+                loo_n = bl.m - bl.counts
+                ok = loo_n >= 3
+                if ok.sum() >= 2:
+                    plan.update(loo_raw=raw.add(loo_s2[ok], loo_n[ok], bl.d), loo_deb=deb.add(loo_s2[ok], loo_n[ok], bl.d))
+        plans.append(plan)
+    live = [p for p in plans if "s2" in p]
+    if live:
+        n = np.array([p["block"].m for p in live])
+        d = np.array([p["block"].d for p in live])
+        rbar = np.sqrt([p["s2"] for p in live]) / n
+        null_s2 = vmf.uniform_resultant_quantiles(n, d, NULL_BAND)  # [len(NULL_BAND), B]
+        pvals = np.atleast_1d(vmf.rayleigh_pvalue(np.minimum(rbar, 1.0), n, d))
+        for j, p in enumerate(live):
+            p.update(rbar=float(rbar[j]), p=float(pvals[j]), null=raw.add(null_s2[:, j], n[j], d[j]))
+    k_raw, k_deb = raw.solve(debias=False), deb.solve(debias=True)
+    nan = math.nan
+    out = []
+    for p in plans:
+        if "s2" not in p:
+            out.append(DirectionalStats(*p["head"], nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, p["block"].num_zero))
+            continue
+        m = p["block"].m
+        rbar_deb = float(vmf.resultant_to_rbar(p["s2"], m, debias=True))
+        se = se_raw = nan
+        if "loo_raw" in p:
+            se, se_raw = vmf.jackknife_spread(k_deb[p["loo_deb"]]), vmf.jackknife_spread(k_raw[p["loo_raw"]])
+        lo, med, hi = (float(k) for k in k_raw[p["null"]])
+        out.append(DirectionalStats(
+            *p["head"], p["rbar"], rbar_deb, float(k_raw[p["raw"]][0]), float(k_deb[p["deb"]][0]),
+            se, se_raw, lo, med, hi, p["p"], p["block"].num_zero,
+        ))
+    return out

@@ -295,7 +295,15 @@ def jackknife_se(loo_s2, loo_n, d, *, debias: bool = False, method: str = "mle")
     g = loo_s2.size
     if g < 2:
         raise ValueError(f"the jackknife needs at least 2 replicates, got {g}")
-    k = np.asarray(kappa_from_resultant(loo_s2, loo_n, d, debias=debias, method=method))
+    return jackknife_spread(kappa_from_resultant(loo_s2, loo_n, d, debias=debias, method=method))
+
+
+def jackknife_spread(replicates) -> float:
+    """sqrt((G - 1)/G * sum_g (k_g - mean)^2) of G >= 2 jackknife replicates (inf if one is)."""
+    k = np.asarray(replicates, dtype=float).ravel()
+    g = k.size
+    if g < 2:
+        raise ValueError(f"the jackknife needs at least 2 replicates, got {g}")
     if not np.all(np.isfinite(k)):
         return float("inf")
     return float(np.sqrt((g - 1.0) / g * np.sum((k - k.mean()) ** 2)))
@@ -473,9 +481,34 @@ def uniform_kappa_quantiles(n, d, q, *, debias: bool = False, method: str = "mle
     q = _as_float_array(q, "q")
     if np.any((q <= 0) | (q >= 1)):
         raise ValueError(f"quantile levels q must lie in (0, 1), got {q[(q <= 0) | (q >= 1)]}")
-    t = _rayleigh_null(n, d).ppf(q)
-    s2 = np.clip(t, 0.0, d * n - 1e-9) * n / d
+    s2 = uniform_resultant_quantiles([n], [d], q.ravel())[:, 0].reshape(q.shape)
     return kappa_from_resultant(s2, n, d, debias=debias, method=method)
+
+
+def uniform_resultant_quantiles(n, d, q) -> np.ndarray:
+    """Quantiles q of |S|^2 = |sum u_k|^2 for n uniform directions in R^d, for many (n, d).
+
+    Args:
+        n, d: 1-D arrays of equal length B (n >= 2 directions, dimension d >= 2).
+        q: 1-D quantile levels in (0, 1).
+
+    Returns:
+        [len(q), B] array, clipped just below the largest possible value n^2 (so that kappa
+        stays finite); the kappa null band is kappa_from_resultant of it.
+    """
+    n = _check_n(n).ravel()
+    d = _check_d(d).ravel()
+    q = _as_float_array(q, "q").ravel()
+    if np.any((q <= 0) | (q >= 1)):
+        raise ValueError(f"quantile levels q must lie in (0, 1), got {q[(q <= 0) | (q >= 1)]}")
+    if n.size != d.size:
+        raise ValueError(f"n and d must have the same length, got {n.size} and {d.size}")
+    t = np.empty((q.size, n.size))
+    two = n == 2
+    for sel in (two, ~two):  # one frozen SciPy distribution per kind (see _rayleigh_null)
+        if sel.any():
+            t[:, sel] = _rayleigh_null(n[sel], d[sel]).ppf(q[:, None])
+    return np.clip(t, 0.0, d * n - 1e-9) * n / d
 
 
 # --- sampling ------------------------------------------------------------------------------
