@@ -317,15 +317,7 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool, dest=None)
             a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
             d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
             if m.weight.requires_grad and id(m.weight) in grads:
-                # into the caller's rows through a small buffer reused by slices of the chunk:
-                # a chunk-sized temporary is fresh memory (page faults) and cold when copied
-                target, w = grads[id(m.weight)], m.weight
-                step = max(1, BMM_BUFFER_ENTRIES // w.numel())
-                buf = torch.empty(min(c, step), *w.shape, dtype=w.dtype, device=w.device)
-                for s in range(0, c, step):
-                    e = min(c, s + step)
-                    torch.bmm(d3[s:e].transpose(1, 2), a3[s:e], out=buf[: e - s])
-                    target[s:e].copy_(buf[: e - s].reshape(e - s, -1))
+                _bmm_into_rows(grads[id(m.weight)], d3.transpose(1, 2), a3)
             elif m.weight.requires_grad:
                 put(m.weight, torch.bmm(d3.transpose(1, 2), a3).reshape(c, -1))  # [c, out * in]
             put(m.bias, d3.sum(dim=1))
@@ -340,6 +332,20 @@ def _contract_chunk(model, loss_fn, params, xb, yb, check_loss: bool, dest=None)
                     ).reshape(-1)
             put(m.bias, delta.reshape(c, b, delta.shape[1], -1).sum(dim=(1, 3)))
     return [grads[id(p)] for _, p in params]
+
+
+def _bmm_into_rows(target, lhs, rhs) -> None:
+    """target[k] = (lhs[k] @ rhs[k]).ravel() for the [c, numel] rows ``target`` (strided views
+    into the caller's memory), through a small buffer reused by slices of the c products: a
+    [c, out, in] temporary is fresh memory (page faults) and cold when copied, and bmm
+    straight into strided rows was slower still."""
+    c, rows, cols = lhs.shape[0], lhs.shape[1], rhs.shape[2]
+    step = max(1, BMM_BUFFER_ENTRIES // (rows * cols))
+    buf = torch.empty(min(c, step), rows, cols, dtype=lhs.dtype, device=lhs.device)  # copy_ casts
+    for s in range(0, c, step):
+        e = min(c, s + step)
+        torch.bmm(lhs[s:e], rhs[s:e], out=buf[: e - s])
+        target[s:e].copy_(buf[: e - s].reshape(e - s, -1))
 
 
 class _NotMeanLoss(Exception):

@@ -479,9 +479,7 @@ def uniform_kappa_quantiles(n, d, q, *, debias: bool = False, method: str = "mle
     n = int(_check_n(n))
     d = float(_check_d(d))
     q = _as_float_array(q, "q")
-    if np.any((q <= 0) | (q >= 1)):
-        raise ValueError(f"quantile levels q must lie in (0, 1), got {q[(q <= 0) | (q >= 1)]}")
-    s2 = uniform_resultant_quantiles([n], [d], q.ravel())[:, 0].reshape(q.shape)
+    s2 = uniform_resultant_quantiles([n], [d], q.ravel())[:, 0].reshape(q.shape)  # checks q
     return kappa_from_resultant(s2, n, d, debias=debias, method=method)
 
 
