@@ -24,10 +24,13 @@ def test_bench_sampling_table(tmp_path, capsys):
     args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "2", "--calls", "1", "--seconds", "0", "--device", "cpu"]
     assert main(["bench", "sampling", *args, "--methods", "vmflib auto,per-example torch.func", "--out", str(out)]) == 0
     df = pd.read_csv(out)
-    assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "per-example torch.func"}
+    assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "write m x d", "floor + write", "per-example torch.func"}
     assert (df.loc[df.method == "floor (best batch)", "x floor(best)"] == 1.0).all()
     assert (df.loc[df.method == "floor (one batch)", "x floor(one)"] == 1.0).all()
-    assert (df.loc[df.method != "floor (best batch)", "peak_mb"] >= 0).all()
+    assert (df.loc[~df.method.isin(["floor (best batch)", "floor + write"]), "peak_mb"] >= 0).all()
+    # the floor plus writing the matrix: the best floor plus the write, round by round
+    t = df.set_index("method")["seconds"]
+    assert t["floor + write"] >= t["floor (best batch)"] + t["write m x d"] - 1e-12
     assert df.loc[df.method == "vmflib auto", "note"].item() == "backend contract"
     assert (df["seconds"] > 0).all()
     # paired per-round ratios: the naive loop against itself is exactly 1 in every round

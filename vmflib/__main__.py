@@ -30,7 +30,8 @@ def _cmd_bench(args) -> int:
             "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
             "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
             "x floor(best) = the same at the fastest batch size in "
-            f"{list(bench.FLOOR_BATCHES)}; x naive = time / naive loop; "
+            f"{list(bench.FLOOR_BATCHES)}; floor + write = that floor plus allocating and writing an m x d matrix "
+            "(about the least any method that returns the matrix can take); x naive = time / naive loop; "
             "x naive med, x naive max: median and largest over the rounds of time / naive loop's time in the same round"
         )
     else:  # pragma: no cover - argparse restricts choices
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="round-robin rounds of fresh processes (sampling)")
     p.add_argument("--calls", type=int, default=2, help="fewest timed calls per process after the warm-up (sampling)")
     p.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per process, after a third as much warm-up (sampling)")
-    p.add_argument("--methods", default=None, help="comma-separated subset of the methods (sampling; naive loop and floors always run)")
+    p.add_argument("--methods", default=None, help="comma-separated subset of the methods (sampling; naive loop, floors and the m x d write always run)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="datasets")

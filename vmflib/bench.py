@@ -108,10 +108,20 @@ SAMPLING_METHODS = (
     "vmflib contract",
     "floor (one batch)",
     "floor (best batch)",
+    "write m x d",
+    "floor + write",
     "vmflib stats m",
     "vmflib stats 4m",
 )
 FLOOR_BATCHES = (64, 256, 1024, 4096)
+#: Always in the table: the baseline, the floors, and what returning the result costs.
+#: "write m x d" allocates and writes an m x d matrix (fresh memory, as every method that
+#: returns one pays: on the CPU mostly the kernel's page faults); "floor + write" adds it to
+#: the best floor, round by round: about the least time any method that returns the matrix
+#: can take (the plain pass's arithmetic plus writing the result), so its ``x naive`` is
+#: about the best ratio to the naive loop that such a method can reach on this machine.
+ALWAYS = ("naive loop", "floor (one batch)", "floor (best batch)", "write m x d", "floor + write")
+DERIVED = ("floor (best batch)", "floor + write")
 #: Per benchmark process: warm-up calls for a third of this many seconds (after the memory
 #: call), then timed calls until at least ``calls`` of them and this many seconds; at most
 #: MAX_CALLS of each.
@@ -197,6 +207,7 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
     }
     for bs in FLOOR_BATCHES:
         fns[f"floor batch {bs}"] = floor(bs)
+    fns["write m x d"] = lambda: torch.empty(m, d, device=dev).fill_(1.0)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     return fns, d, sync
 
@@ -259,7 +270,8 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     over the repeats. Every other round runs the methods in reverse order.
     Ratios compare with the naive loop, with the floor as the issue defines it (one plain
     mean-gradient pass over all m*b examples as a single batch) and with the fastest plain
-    mean-gradient pass over the same examples at any batch size in FLOOR_BATCHES.
+    mean-gradient pass over the same examples at any batch size in FLOOR_BATCHES; the rows
+    "write m x d" and "floor + write" (see ALWAYS) show what returning the matrix costs.
     ``x naive`` divides best times; ``x naive med`` and ``x naive max`` are the median and the
     largest over the rounds of the ratio within one round (paired, so a slow phase of the
     machine that hits a whole round cancels); "never slower than naive" needs x naive max
@@ -272,9 +284,9 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     unknown = set(methods) - set(SAMPLING_METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(SAMPLING_METHODS)}")
-    methods = list(dict.fromkeys(list(methods) + ["naive loop", "floor (one batch)", "floor (best batch)"]))
+    methods = list(dict.fromkeys(list(methods) + list(ALWAYS)))
     floor_jobs = [f"floor batch {bs}" for bs in FLOOR_BATCHES]
-    jobs = [me for me in methods if me != "floor (best batch)"] + floor_jobs
+    jobs = [me for me in methods if me not in DERIVED] + floor_jobs
     ctx = mp_.get_context("spawn")
     per_round: dict = {}
     # every other round runs the methods in reverse order, so a drift within a round does
@@ -288,9 +300,12 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
         secs = {me: np.array([o["seconds"] for o in per_round[(mn, me)]]) for me in jobs}
         best_fl = min(floor_jobs, key=lambda me: np.nanmin(secs[me]))
         secs["floor (best batch)"] = np.min([secs[me] for me in floor_jobs], axis=0)  # per round
+        secs["floor + write"] = secs["floor (best batch)"] + secs["write m x d"]
         for me in methods:
             if me == "floor (best batch)":
                 r = {**per_round[(mn, best_fl)][0], "note": best_fl.replace("floor ", ""), "peak_mb": np.nan}
+            elif me == "floor + write":
+                r = {**per_round[(mn, best_fl)][0], "note": "best floor + writing the m x d result", "peak_mb": np.nan}
             else:
                 outs = per_round[(mn, me)]
                 r = {**outs[0], "peak_mb": np.fmin.reduce([o["peak_mb"] for o in outs])}
