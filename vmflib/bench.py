@@ -301,11 +301,10 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
         best_fl = min(floor_jobs, key=lambda me: np.nanmin(secs[me]))
         secs["floor (best batch)"] = np.min([secs[me] for me in floor_jobs], axis=0)  # per round
         secs["floor + write"] = secs["floor (best batch)"] + secs["write m x d"]
+        derived_notes = dict(zip(DERIVED, (best_fl.replace("floor ", ""), "best floor + writing the m x d result")))
         for me in methods:
-            if me == "floor (best batch)":
-                r = {**per_round[(mn, best_fl)][0], "note": best_fl.replace("floor ", ""), "peak_mb": np.nan}
-            elif me == "floor + write":
-                r = {**per_round[(mn, best_fl)][0], "note": "best floor + writing the m x d result", "peak_mb": np.nan}
+            if me in derived_notes:  # no process of its own: no peak
+                r = {**per_round[(mn, best_fl)][0], "note": derived_notes[me], "peak_mb": np.nan}
             else:
                 outs = per_round[(mn, me)]
                 r = {**outs[0], "peak_mb": np.fmin.reduce([o["peak_mb"] for o in outs])}
