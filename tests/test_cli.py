@@ -42,3 +42,24 @@ def test_bench_sampling_table(tmp_path, capsys):
 def test_bench_sampling_rejects_unknown_method():
     with pytest.raises(ValueError, match="unknown methods"):
         main(["bench", "sampling", "--models", "fnn", "--methods", "vmflib fast", "--device", "cpu"])
+
+
+def test_bench_sampling_reuse_out(capsys):
+    # --reuse-out: the naive loop and vmflib both write into the one matrix made beforehand
+    import torch
+
+    from vmflib.bench import _sampling_setup
+
+    fns, d, _ = _sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28), reuse_out=True)
+    kept = fns["naive loop"]()
+    assert kept.shape == (4, d)
+    naive = kept.clone()
+    kept.zero_()
+    assert fns["vmflib auto"]() == "contract"
+    torch.testing.assert_close(kept, naive, rtol=1e-4, atol=1e-6)  # written in place by out=
+    assert fns["write m x d"]() is kept and fns["naive loop"]() is kept
+    fresh, _, _ = _sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28))
+    assert fresh["naive loop"]() is not fresh["naive loop"]()
+    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--seconds", "0", "--device", "cpu"]
+    assert main(["bench", "sampling", *args, "--methods", "vmflib auto", "--reuse-out"]) == 0
+    assert "reused by every call (out=)" in capsys.readouterr().out

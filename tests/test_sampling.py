@@ -96,6 +96,47 @@ def test_backends_equal_naive_loop_float64(name):
         torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
+def test_out_is_filled_and_returned(name):
+    # out=: every backend writes the same rows into the caller's tensor and returns it,
+    # also a strided (transposed) view and a wider dtype (cast)
+    model = make(name)
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
+    ref = naive(model, x, y, idx)
+    for backend in supported_backends(model):
+        out = torch.full_like(ref, float("nan"))
+        G, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True, out=out)
+        assert G is out and info["backend"] == backend
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+        strided = torch.full((ref.shape[1], ref.shape[0]), float("nan"), dtype=ref.dtype).t()
+        sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, out=strided)
+        torch.testing.assert_close(strided, ref, rtol=1e-10, atol=1e-12)
+    model32 = make(name, torch.float32)
+    x32, y32 = data(dtype=torch.float32)
+    ref32 = sampling.minibatch_gradients(model32, F.cross_entropy, x32, y32, idx, backend="loop")
+    wide = sampling.minibatch_gradients(model32, F.cross_entropy, x32, y32, idx, backend="loop", out=torch.empty(ref32.shape, dtype=torch.float64))
+    assert wide.dtype == torch.float64
+    torch.testing.assert_close(wide, ref32.double(), rtol=0, atol=0)
+
+
+def test_out_bad_input():
+    model = make("mlp")
+    x, y = data()
+    idx = torch.zeros(2, 3, dtype=torch.long)
+    d = sum(p.numel() for p in model.parameters())
+    for bad, match in [
+        (torch.empty(3, d, dtype=torch.float64), r"shape \[m, d\] = \[2, %d\]" % d),
+        (torch.empty(2 * d, dtype=torch.float64), "shape"),
+        (torch.empty(2, d, dtype=torch.long), "floating dtype"),
+        (torch.empty(2, d, dtype=torch.float64, device="meta"), "device"),
+        (torch.empty(2, d, dtype=torch.float64, requires_grad=True), "require grad"),
+        (np.empty((2, d)), "torch.Tensor"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, out=bad)
+
+
 @pytest.mark.parametrize("entries", [1, "3x"])
 def test_contract_weight_buffer_slices(monkeypatch, entries):
     # the contract backend's Linear weight gradients reach the result through a buffer of

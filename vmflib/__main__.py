@@ -22,12 +22,13 @@ def _cmd_bench(args) -> int:
     elif args.what == "sampling":
         models = tuple(args.models.split(",")) if args.models else bench.SAMPLING_MODELS
         methods = tuple(x.strip() for x in args.methods.split(",")) if args.methods else bench.SAMPLING_METHODS
-        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats, calls=args.calls, methods=methods, seconds=args.seconds)
+        df = bench.bench_sampling(models=models, m=args.m, b=args.b, chunk=args.chunk, device=args.device, repeats=args.repeats, calls=args.calls, methods=methods, seconds=args.seconds, reuse_out=args.reuse_out)
         title = (
             f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
             f"chunk={args.chunk or 'vmflib default'}; every (model, method) in its own fresh process, "
             f"{args.repeats} round-robin rounds, best of >= {args.calls} timed calls (and >= {args.seconds:g} s) after a warm-up;\n"
-            "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
+            + ("results written into one m x d matrix made beforehand and reused by every call (out=);\n" if args.reuse_out else "")
+            + "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
             "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
             "x floor(best) = the same at the fastest batch size in "
             f"{list(bench.FLOOR_BATCHES)}; floor + write = that floor plus allocating and writing an m x d matrix "
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="round-robin rounds of fresh processes (sampling)")
     p.add_argument("--calls", type=int, default=2, help="fewest timed calls per process after the warm-up (sampling)")
     p.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per process, after a third as much warm-up (sampling)")
+    p.add_argument("--reuse-out", action="store_true", help="write every m x d result into one matrix made beforehand (sampling; vmflib through out=)")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods (sampling; naive loop, floors and the m x d write always run)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)

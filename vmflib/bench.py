@@ -116,7 +116,8 @@ SAMPLING_METHODS = (
 FLOOR_BATCHES = (64, 256, 1024, 4096)
 #: Always in the table: the baseline, the floors, and what returning the result costs.
 #: "write m x d" allocates and writes an m x d matrix (fresh memory, as every method that
-#: returns one pays: on the CPU mostly the kernel's page faults); "floor + write" adds it to
+#: returns one pays: on the CPU mostly the kernel's page faults; with ``reuse_out`` it only
+#: writes the one matrix every method reuses); "floor + write" adds it to
 #: the best floor, round by round: about the least time any method that returns the matrix
 #: can take (the plain pass's arithmetic plus writing the result), so its ``x naive`` is
 #: about the best ratio to the naive loop that such a method can reach on this machine.
@@ -129,8 +130,10 @@ TIMED_SECONDS = 3.0
 MAX_CALLS = 40
 
 
-def _sampling_setup(model_name, m, b, chunk, device, input_shape):
-    """Model, data and one callable per method (fresh in each benchmark process)."""
+def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=False):
+    """Model, data and one callable per method (fresh in each benchmark process). With
+    ``reuse_out`` every method that returns the m x d matrix writes into one matrix made
+    here (vmflib through ``out=``), so no call pays for fresh memory."""
     import torch
     import torch.nn.functional as F
 
@@ -147,9 +150,13 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
     y = torch.randint(0, 10, (n,), generator=g).to(dev)
     idx = sample_indices(n, b, m, g)
     loss = F.cross_entropy
+    kept = torch.zeros(m, d, device=dev) if reuse_out else None  # zeros: its pages are touched
+
+    def result():
+        return kept if reuse_out else torch.empty(m, d, device=dev)
 
     def naive():
-        out = torch.empty(m, d, device=dev)
+        out = result()
         for k in range(m):
             model.zero_grad()
             loss(model(x[idx[k]]), y[idx[k]]).backward()
@@ -167,7 +174,7 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
             return loss(torch.func.functional_call(model, p, (xi[None],)), yi[None])
 
         ge = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))
-        out = torch.empty(m, d, device=dev)
+        out = result()
         step = max(1, (chunk or 64) // 8)
         for s in range(0, m, step):
             e = min(m, s + step)
@@ -177,7 +184,7 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
 
     def vmflib(backend):
         def f():
-            return minibatch_gradients(model, loss, x, y, idx, chunk_size=chunk, backend=backend, return_info=True)[1]["backend"]
+            return minibatch_gradients(model, loss, x, y, idx, chunk_size=chunk, backend=backend, return_info=True, out=kept)[1]["backend"]
         return f
 
     def floor(bs):
@@ -207,12 +214,12 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape):
     }
     for bs in FLOOR_BATCHES:
         fns[f"floor batch {bs}"] = floor(bs)
-    fns["write m x d"] = lambda: torch.empty(m, d, device=dev).fill_(1.0)
+    fns["write m x d"] = lambda: result().fill_(1.0)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     return fns, d, sync
 
 
-def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, seconds=None):
+def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, seconds=None, reuse_out=False):
     """One method of one model in a fresh process: the first call gives the peak memory
     (CUDA: peak allocated; CPU: growth of the peak resident set over the set-up); after a
     warm-up, the best of at least ``calls`` timed calls (more for fast methods, see
@@ -221,7 +228,7 @@ def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, s
 
     import torch
 
-    fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape)
+    fns, d, sync = _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out)
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -259,7 +266,7 @@ def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, s
     return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS, seconds: float = TIMED_SECONDS) -> pd.DataFrame:
+def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS, seconds: float = TIMED_SECONDS, reuse_out: bool = False) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
     Every (model, method) runs in its own fresh process, so no method inherits another's
@@ -276,6 +283,9 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     largest over the rounds of the ratio within one round (paired, so a slow phase of the
     machine that hits a whole round cancels); "never slower than naive" needs x naive max
     near or below 1, not only the best times.
+    With ``reuse_out`` every method that returns the m x d matrix (naive loop, per-example,
+    vmflib, the write row) writes into one matrix made before the timing, as repeated calls
+    with ``out=`` can; "write m x d" then writes memory that is already mapped.
     """
     import multiprocessing as mp_
 
@@ -294,7 +304,7 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     tasks = [(r, mn, me) for r in range(repeats) for mn in models for me in (jobs if r % 2 == 0 else jobs[::-1])]
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for r, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
-            per_round.setdefault((mn, me), []).append(pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape, seconds)))
+            per_round.setdefault((mn, me), []).append(pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape, seconds, reuse_out)))
     rows = []
     for mn in models:
         secs = {me: np.array([o["seconds"] for o in per_round[(mn, me)]]) for me in jobs}
