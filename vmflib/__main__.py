@@ -31,7 +31,7 @@ def _cmd_bench(args) -> int:
             + "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
             "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
             "x floor(best) = the same at the fastest batch size in "
-            f"{list(bench.FLOOR_BATCHES)}; floor + write = that floor plus allocating and writing an m x d matrix "
+            f"{list(bench.FLOOR_BATCHES)}; floor + write = that floor plus {'writing the reused' if args.reuse_out else 'allocating and writing an'} m x d matrix "
             "(about the least any method that returns the matrix can take); x naive = time / naive loop; "
             "x naive med, x naive max: median and largest over the rounds of time / naive loop's time in the same round"
         )
