@@ -153,7 +153,7 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
     kept = torch.zeros(m, d, device=dev) if reuse_out else None  # zeros: its pages are touched
 
     def result():
-        return kept if reuse_out else torch.empty(m, d, device=dev)
+        return kept if kept is not None else torch.empty(m, d, device=dev)
 
     def naive():
         out = result()

@@ -448,10 +448,12 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     indices = _check_inputs(model, inputs, targets, indices)
     params = trainable_parameters(model)
     d = sum(p.numel() for _, p in params)
-    if out is not None:
+    if out is None:
+        G = torch.empty(indices.shape[0], d, dtype=params[0][1].dtype, device=params[0][1].device)
+    else:
         _check_out(out, indices.shape[0], d, params[0][1].device)
+        G = out
     with _preserved(model):
-        G = out if out is not None else torch.empty(indices.shape[0], d, dtype=params[0][1].dtype, device=params[0][1].device)
         it = _iter_gradients(model, loss_fn, inputs, targets, indices, chunk_size, backend, out=G)
         info = next(it)
         for _ in it:  # every chunk is written into its rows of G (cast to G's dtype)
