@@ -116,6 +116,63 @@ def test_kappa_mle_matches_high_precision_root(d):
         assert _rel(k, kappa_mle_mp(r, d)) < RTOL_MLE, (d, r)
 
 
+NEAR_ONE_DIMS = [2, 3, 10, 100, 1e3, 1e6, 1e7, 1e9]
+ONE_MINUS_R = [0.5, 1e-3, 1e-8, 1e-13, 1e-15, 2.0**-52, 2.0**-53]
+SMALL_R = [1e-300, 1e-100, 1e-9, 1e-6, 1.1e-6, 1e-3]
+RTOL_RESID = 1e-12
+
+
+def _assert_small_residual(r, d, k):
+    """|A_d(k) - r| <= RTOL_RESID min(r, 1 - r), with 1 - A_d taken from the complement."""
+    r, d, k = np.broadcast_arrays(r, d, k)
+    a, c = vmf.bessel_ratio(d, k), vmf.bessel_ratio_complement(d, k)
+    bad = (np.abs(c - (1.0 - r)) > RTOL_RESID * (1.0 - r)) | (np.abs(a - r) > RTOL_RESID * r)
+    assert not bad.any(), list(zip(r[bad][:5], d[bad][:5], k[bad][:5]))
+
+
+def test_kappa_mle_residual_down_to_one_ulp_below_one():
+    """1 - rbar from 0.5 to 2^-53 (the last float64 below 1) and tiny rbar, d up to 1e9."""
+    r = np.array([1.0 - x for x in ONE_MINUS_R] + SMALL_R)
+    assert r[len(ONE_MINUS_R) - 1] == np.nextafter(1.0, 0.0)
+    d = np.array(NEAR_ONE_DIMS, dtype=float)[:, None]
+    k = vmf.kappa_mle(r, d)  # one vectorised call over the whole grid
+    assert k.shape == (d.size, r.size) and np.all(np.isfinite(k)) and np.all(k > 0)
+    _assert_small_residual(r, d, k)
+    assert np.all(np.diff(k[:, : len(ONE_MINUS_R)], axis=1) > 0)  # kappa grows as rbar -> 1
+
+
+@pytest.mark.parametrize("d", NEAR_ONE_DIMS)
+def test_kappa_mle_near_one_matches_high_precision_root(d):
+    for x in ONE_MINUS_R[3:]:
+        assert _rel(vmf.kappa_mle(1.0 - x, d), kappa_mle_mp(1.0 - x, d)) < RTOL_MLE, (d, x)
+
+
+def test_kappa_mle_randomized_residual_sweep():
+    rng = np.random.default_rng(11)
+    n = 3000
+    d = np.round(10 ** rng.uniform(np.log10(2), 9, n))
+    near_one = 1.0 - 10 ** rng.uniform(np.log10(2.0**-53), np.log10(0.5), n)
+    near_zero = 10 ** rng.uniform(-300, np.log10(0.5), n)
+    r = np.concatenate([near_one, near_zero])
+    dd = np.concatenate([d, d])
+    k = vmf.kappa_mle(r, dd)
+    assert np.all(np.isfinite(k))
+    _assert_small_residual(r, dd, k)
+    lo, hi = vmf.kappa_bracket(r, dd)
+    assert np.all(lo * (1 - 1e-12) <= k) and np.all(k <= hi * (1 + 1e-12))
+
+
+def test_rbar_one_gives_infinite_kappa():
+    """rbar = 1.0 in float64: no spread float64 resolves (e.g. identical minibatch gradients)."""
+    assert vmf.kappa_mle(1.0, 10) == np.inf
+    assert vmf.kappa_banerjee(1.0, 1e6) == np.inf
+    assert vmf.kappa_bracket(1.0, 3) == (np.inf, np.inf)
+    assert vmf.kappa_mle(1.0 - 1e-17, 100) == np.inf  # rounds to 1.0
+    k = vmf.kappa_mle(np.array([0.5, 1.0, 1.0 - 2.0**-53]), np.array([2.0, 2.0, 1e9]))
+    assert k[1] == np.inf and np.all(np.isfinite(k[[0, 2]]))
+    assert vmf.kappa_from_resultant(25.0, 5, 10) == np.inf
+
+
 def test_kappa_mle_round_trip_and_scalar():
     d = np.array([2, 50, 1e4, 1e7])
     kappa = np.array([0.3, 40.0, 2e3, 1e5])
@@ -296,11 +353,13 @@ def test_jackknife_se_tracks_sampling_spread():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: vmf.kappa_mle(0.0, 10), r"strictly inside \(0, 1\)"),
-        (lambda: vmf.kappa_mle(1.0, 10), r"strictly inside \(0, 1\)"),
-        (lambda: vmf.kappa_mle(1.2, 10), r"strictly inside \(0, 1\)"),
+        (lambda: vmf.kappa_mle(0.0, 10), r"in \(0, 1\]"),
+        (lambda: vmf.kappa_mle(1.2, 10), r"in \(0, 1\]"),
+        (lambda: vmf.kappa_mle([0.5, np.nextafter(1.0, 2.0)], 10), r"in \(0, 1\]"),
+        (lambda: vmf.kappa_banerjee(1.0 + 1e-15, 10), r"in \(0, 1\]"),
+        (lambda: vmf.kappa_bracket(0.0, 10), r"in \(0, 1\]"),
         (lambda: vmf.kappa_mle(np.nan, 10), "finite"),
-        (lambda: vmf.kappa_banerjee(-0.1, 10), r"\(0, 1\)"),
+        (lambda: vmf.kappa_banerjee(-0.1, 10), r"\(0, 1\]"),
         (lambda: vmf.kappa_mle(0.5, 1), "d .* >= 2"),
         (lambda: vmf.bessel_ratio(1.5, 1.0), ">= 2"),
         (lambda: vmf.bessel_ratio(10, -1.0), "kappa must be >= 0"),

@@ -68,15 +68,20 @@ def _log_besseli_debye(nu, x):
     return nu * eta - mp.log(2 * mp.pi * nu) / 2 - mp.log(1 + z * z) / 4 + mp.log(total)
 
 
-def bessel_ratio_mp(d, kappa, *, method: str = "auto"):
-    """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) as an mpmath number (about 35 digits).
+def bessel_ratio_mp(d, kappa, *, method: str = "auto", dps: int = DPS):
+    """A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa) as an mpmath number.
+
+    About dps - 5 correct digits in A; Debye's route forms the ratio as exp of a difference
+    of logs of size ~ kappa, so 1 - A keeps about dps - log10(kappa / (1 - A)) digits
+    (:func:`kappa_mle_mp` raises dps accordingly).
 
     Args:
         d: dimension (>= 2).
         kappa: concentration (> 0).
         method: "besseli", "debye", or "auto" (Debye once d/2 - 1 >= DEBYE_MIN_NU).
+        dps: working precision in decimal digits.
     """
-    with mp.workdps(DPS):
+    with mp.workdps(dps):
         d = mp.mpf(d)
         x = mp.mpf(kappa)
         nu = d / 2 - 1
@@ -92,17 +97,22 @@ def bessel_ratio_mp(d, kappa, *, method: str = "auto"):
 def kappa_mle_mp(rbar, d):
     """Root of A_d(kappa) = rbar in high precision (for judging vmflib.vmf.kappa_mle).
 
-    Newton's method in 40-digit arithmetic, started inside the Amos bracket, with the
-    derivative A'(k) = 1 - A^2 - (d - 1) A / k; each step is checked to stay in the bracket.
+    Newton's method in DPS + 2 log10(kappa) digit arithmetic (enough for 1 - A and for the
+    cancellation in A' when rbar is within 2^-53 of 1), started inside the Amos bracket, with
+    the derivative A'(k) = 1 - A^2 - (d - 1) A / k; each step is checked to stay in the bracket.
     """
     with mp.workdps(DPS):
+        r0 = mp.mpf(rbar)
+        hi = mp.mpf(d) * r0 / (1 - r0 * r0)
+    dps = DPS + 2 * max(0, int(mp.log10(hi)))
+    with mp.workdps(dps):
         r = mp.mpf(rbar)
         d = mp.mpf(d)
         lo = (d - 1) * r / (1 - r * r)
         hi = d * r / (1 - r * r)
         k = (lo + hi) / 2
         for _ in range(200):
-            a = bessel_ratio_mp(d, k)
+            a = bessel_ratio_mp(d, k, dps=dps)
             f = a - r
             if f > 0:
                 hi = k
