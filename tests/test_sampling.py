@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vmflib import sampling, vmf
+from vmflib.backends import contract
 from vmflib.stats import GradientAccumulator, NonFiniteGradientError
 
 
@@ -65,17 +66,17 @@ def make(name, dtype=torch.float64, seed=0):
 
 
 def supported_backends(model):
-    return ["loop", "vmap"] + ([] if sampling._contract_unsupported(model) else ["contract"])
+    return ["loop", "vmap"] + ([] if contract.supports(model, torch.device("cpu")) else ["contract"])
 
 
-def naive(model, x, y, idx):
+def naive(model, x, y, idx, loss=F.cross_entropy):
     """The obvious reference: zero_grad, backward, flatten, per minibatch; BN state restored."""
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rows = []
     model.train()
     for k in range(idx.shape[0]):
         model.zero_grad()
-        F.cross_entropy(model(x[idx[k]]), y[idx[k]]).backward()
+        loss(model(x[idx[k]]), y[idx[k]]).backward()
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters() if p.requires_grad]
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
         model.load_state_dict(state)
@@ -145,7 +146,7 @@ def test_contract_weight_buffer_slices(monkeypatch, entries):
     x, y = data()
     idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
     largest = max(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    monkeypatch.setattr(sampling, "BMM_BUFFER_ENTRIES", 1 if entries == 1 else 3 * largest)
+    monkeypatch.setattr(contract, "BMM_BUFFER_ENTRIES", 1 if entries == 1 else 3 * largest)
     G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="contract", chunk_size=7)
     torch.testing.assert_close(G, naive(model, x, y, idx), rtol=1e-10, atol=1e-12)
 
@@ -170,24 +171,28 @@ def test_auto_backend_choice():
         assert info["backend"] == expected
 
 
-def test_contract_falls_back_when_loss_is_not_a_mean():
-    def weird_loss(out, y):  # batch-coupled: not a mean of per-example losses
+def test_contract_applies_any_loss_per_minibatch():
+    """A loss that is not a mean of per-example losses, and one that cannot run under vmap
+    (.item()): the contract backend calls it on each minibatch's own rows, exactly."""
+
+    def weird_loss(out, y):  # depends on the batch size
         return F.cross_entropy(out, y) * out.shape[0] ** 0.5
+
+    def item_loss(out, y):  # .item() fails under vmap: the loss is called minibatch by minibatch
+        return F.cross_entropy(out, y) * (1.0 + 0.0 * out.sum().item())
 
     model = make("mlp")
     x, y = data()
-    idx = sampling.sample_indices(len(x), 16, 4, torch.Generator().manual_seed(3))
-    G, info = sampling.minibatch_gradients(model, weird_loss, x, y, idx, return_info=True)
-    assert info["backend"] == "loop" and "fallback" in info
-    ref = sampling.minibatch_gradients(model, weird_loss, x, y, idx, backend="loop")
-    torch.testing.assert_close(G, ref)
-    with pytest.raises(ValueError, match="mean of per-example losses"):
-        sampling.minibatch_gradients(model, weird_loss, x, y, idx, backend="contract")
-    # the streaming path falls back too (its loop writes into a scratch set, not a result)
-    kw = dict(batch_size=16, num_batches=4, chunk_size=3, jackknife_groups=0)
-    st = sampling.gradient_stats(model, weird_loss, x, y, generator=torch.Generator().manual_seed(3), **kw)
-    assert st.info["backend"] == "loop" and "fallback" in st.info
-    np.testing.assert_allclose(st.norms, torch.linalg.vector_norm(ref, dim=1).numpy(), rtol=1e-12)
+    idx = sampling.sample_indices(len(x), 16, 5, torch.Generator().manual_seed(3))
+    for loss in (weird_loss, item_loss):
+        ref = naive(model, x, y, idx, loss)
+        G, info = sampling.minibatch_gradients(model, loss, x, y, idx, chunk_size=2, return_info=True)
+        assert info["backend"] == "contract" and "fallback" not in info
+        torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
+        st = sampling.gradient_stats(model, loss, x, y, batch_size=16, num_batches=5, chunk_size=2, jackknife_groups=0,
+                                     generator=torch.Generator().manual_seed(3))
+        assert st.info["backend"] == "contract"
+        np.testing.assert_allclose(st.norms, torch.linalg.vector_norm(ref, dim=1).numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["loop", "vmap", "auto"])
@@ -205,7 +210,8 @@ def test_model_state_untouched(backend):
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=8, num_batches=5, backend=backend, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="eval mode"):  # measured in train mode, and it says so
+        sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=8, num_batches=5, backend=backend, generator=torch.Generator().manual_seed(0))
     assert torch.equal(torch.rand(3), expected_next)  # global RNG state as it was
     assert [m.training for m in model.modules()] == modes
     for k, v in model.state_dict().items():

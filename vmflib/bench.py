@@ -138,7 +138,8 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
     import torch.nn.functional as F
 
     from .models import build_model
-    from .sampling import _contract_unsupported, gradient_stats, minibatch_gradients, sample_indices
+    from .backends.modelstate import batch_statistics
+    from .sampling import gradient_stats, minibatch_gradients, sample_indices
 
     dev = torch.device(device)
     model = build_model(model_name, input_shape, 10, seed=0, device=dev)
@@ -164,8 +165,7 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
         return out
 
     def per_example():
-        why = _contract_unsupported(model)
-        if why and "BatchNorm" in why:
+        if batch_statistics(model):
             raise NotImplementedError("n/a: BatchNorm couples the examples of a minibatch")
         names = [nm for nm, p in model.named_parameters() if p.requires_grad]
         pd_ = {nm: p.detach() for nm, p in model.named_parameters()}
