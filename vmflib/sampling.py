@@ -33,6 +33,7 @@ copied). An explicit ``backend=`` raises ValueError instead of falling back.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -188,20 +189,18 @@ class _Runner:
 
 def _spot_check(job: Job, chunk: Chunk) -> float:
     """Recompute the chunk's last minibatch with the loop; Refusal unless every parameter
-    tensor's rows agree to SPOT_CHECK_RTOL. Returns the largest relative difference."""
+    tensor's rows agree to SPOT_CHECK_RTOL (non-finite entries must sit at the same
+    places). Returns the largest relative difference."""
     k = chunk.c - 1
     ref = [torch.empty(1, t.shape[1], dtype=torch.float64, device=t.device) for t in chunk.dest]
     loop.compute(job, Chunk(chunk.x[k : k + 1], chunk.y[k : k + 1], chunk.start + k, ref))
-    row_norm = float(torch.sqrt(sum(torch.nan_to_num(r, posinf=0.0, neginf=0.0).square().sum() for r in ref)))
+    pairs = [(got[k].double(), want[0]) for got, want in zip(chunk.dest, ref)]
+    diffs = [_difference(got, want) for got, want in pairs]
+    norms = [_finite_norm(want) for _, want in pairs]
+    floor = SPOT_CHECK_FLOOR * sum(n * n for n in norms) ** 0.5
     worst, where = 0.0, None
-    for (name, _), got, want in zip(job.params, chunk.dest, ref):
-        got, want = got[k].double(), want[0]
-        finite = torch.isfinite(want)
-        if not torch.equal(finite, torch.isfinite(got)):
-            worst, where = float("inf"), name
-            break
-        diff = float(torch.linalg.vector_norm((got - want)[finite]))
-        scale = max(float(torch.linalg.vector_norm(want[finite])), SPOT_CHECK_FLOOR * row_norm)
+    for (name, _), diff, norm in zip(job.params, diffs, norms):
+        scale = max(norm, floor)
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
         if rel > worst:
             worst, where = rel, name
@@ -212,6 +211,23 @@ def _spot_check(job: Job, chunk: Chunk) -> float:
             "operation, a time-major layer), or uses a parameter outside its layer"
         )
     return worst
+
+
+def _difference(got: torch.Tensor, want: torch.Tensor) -> float:
+    """|got - want| over the entries where want is finite; inf unless both are non-finite at
+    the same entries."""
+    diff = float(torch.linalg.vector_norm(got - want))
+    if math.isfinite(diff):
+        return diff
+    finite = torch.isfinite(want)
+    if not torch.equal(finite, torch.isfinite(got)):
+        return math.inf
+    return float(torch.linalg.vector_norm((got - want)[finite]))
+
+
+def _finite_norm(t: torch.Tensor) -> float:
+    norm = float(torch.linalg.vector_norm(t))
+    return norm if math.isfinite(norm) else float(torch.linalg.vector_norm(t[torch.isfinite(t)]))
 
 
 def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: str, out=None):
