@@ -94,11 +94,15 @@ def _store(target: torch.Tensor, value: torch.Tensor, accumulate: bool) -> None:
 
 
 def _bmm_into_rows(target, lhs, rhs, accumulate: bool) -> None:
-    """target[k] (+)= (lhs[k] @ rhs[k]).ravel() for the [c, numel] rows ``target``, through a
-    small reused buffer, a slice of the c products at a time: a [c, out, in] temporary is
-    fresh memory (page faults) and cold when copied; bmm straight into strided rows was
-    slower still."""
+    """target[k] (+)= (lhs[k] @ rhs[k]).ravel() for the [c, numel] rows ``target``: straight
+    into contiguous rows of its dtype (a scratch set); otherwise (strided rows of a caller's
+    [m, d] result) through a small reused buffer, a slice of the c products at a time: a
+    [c, out, in] temporary is fresh memory (page faults) and cold when copied, and bmm
+    straight into strided rows was slower still."""
     c, rows, cols = lhs.shape[0], lhs.shape[1], rhs.shape[2]
+    if not accumulate and target.is_contiguous() and target.dtype == lhs.dtype:  # a scratch set
+        torch.bmm(lhs, rhs, out=target.view(c, rows, cols))
+        return
     step = max(1, BMM_BUFFER_ENTRIES // (rows * cols))
     buf = torch.empty(min(c, step), rows, cols, dtype=lhs.dtype, device=lhs.device)
     for s in range(0, c, step):
