@@ -10,10 +10,11 @@ import mpmath as mp
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from scipy.stats import vonmises_fisher
 
 from vmflib import vmf
-from vmflib.reference import TABLE_DIMS, bessel_ratio_mp, kappa_mle_mp, reference_rows
+from vmflib.reference import TABLE_DIMS, bessel_ratio_mp, kappa_mle_mp, random_walk_3d_cdf, reference_rows
 
 TABLE = Path(__file__).parent / "data" / "bessel_ratio_large_d.csv"
 # What the issue demands is 1e-10; the implementation reaches a few ulp, and we test that.
@@ -278,7 +279,10 @@ def _uniform_resultants(reps, n, d, rng):
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("n,d", [(2, 3), (3, 5), (10, 10), (50, 200), (100, 500), (10, 5000)])
+NULL_BAND_CASES = [(2, 3), (3, 2), (3, 5), (6, 3), (20, 2), (10, 10), (50, 200), (100, 500), (10, 5000)]
+
+
+@pytest.mark.parametrize("n,d", NULL_BAND_CASES)
 def test_null_band_coverage_by_simulation(n, d):
     reps = 3000
     s2 = _uniform_resultants(reps, n, d, np.random.default_rng(n * 1000 + d))
@@ -309,17 +313,132 @@ def test_rayleigh_detects_concentration_and_band_orders():
 
 
 def test_uniform_resultant_quantiles_vectorised_equals_one_at_a_time():
-    # n == 2 (exact Beta law) and n >= 3 (moment-matched chi-square) mixed in one call
-    n = np.array([2, 3, 256, 2, 40])
-    d = np.array([5, 10, 78400, 1000, 7])
+    # n == 2 (Beta law), the moment-matched chi-square and all three exact engines in one call
+    n = np.array([2, 3, 256, 2, 40, 3, 5, 30, 700, 128])
+    d = np.array([5, 10, 78400, 1000, 7, 2, 3, 10, 2, 10])
+    kinds = vmf._null_kind(n.astype(float), d.astype(float))
+    assert set(kinds) == {"beta", "approx", "exact"}
+    exact = kinds == "exact"
+    engines = {type(vmf._exact_law(int(a), float(b))).__name__ for a, b in zip(n[exact], d[exact])}
+    assert engines == {"_Law3", "_RecursionLaw", "_HankelLaw"}
     q = np.array([0.025, 0.5, 0.975])
     many = vmf.uniform_resultant_quantiles(n, d, q)
-    assert many.shape == (3, 5)
-    for j in range(5):
+    assert many.shape == (3, n.size)
+    rbar = np.sqrt(many[1]) / n
+    p_many = vmf.rayleigh_pvalue(rbar, n, d)
+    for j in range(n.size):
         one = vmf.uniform_resultant_quantiles([n[j]], [d[j]], q)[:, 0]
         np.testing.assert_array_equal(many[:, j], one)
         np.testing.assert_array_equal(vmf.kappa_from_resultant(one, n[j], d[j]), vmf.uniform_kappa_quantiles(n[j], d[j], q))
+        assert p_many[j] == vmf.rayleigh_pvalue(rbar[j], n[j], d[j])
     assert np.all(np.diff(many, axis=0) > 0) and np.all(many < n**2)
+    np.testing.assert_allclose(p_many, 0.5, atol=1e-6)  # the median's p-value is 1/2 (continuous laws)
+
+
+# --- exact null law ------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 8, 12, 30])
+def test_exact_null_law_matches_the_closed_form_in_three_dimensions(n):
+    """Rayleigh/Treloar piecewise polynomial, in exact rational arithmetic (reference)."""
+    law = vmf._exact_law(n, 3.0)
+    r = np.concatenate([np.linspace(0.02, n - 0.02, 41), n - np.geomspace(1e-2, 0.5, 8)])
+    cdf = [random_walk_3d_cdf(x, n) for x in r]
+    F_ref, S_ref = np.array([float(c) for c in cdf]), np.array([float(1 - c) for c in cdf])
+    F, S = law.cdf_sf(r)
+    tol = 1e-7 if isinstance(law, vmf._RecursionLaw) else 1e-11
+    assert np.abs(F - F_ref).max() < tol and np.abs(S - S_ref).max() < tol, type(law).__name__
+    tail = S_ref >= 1e-6  # small p-values keep their leading digits
+    assert np.max(np.abs(S - S_ref)[tail] / S_ref[tail]) < 1e-3
+
+
+def test_exact_null_law_in_three_dimensions_uses_every_engine():
+    engines = [type(vmf._exact_law(n, 3.0)).__name__ for n in (3, 4, 5, 6)]
+    assert engines == ["_Law3", "_RecursionLaw", "_RecursionLaw", "_HankelLaw"]
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 10, 11, 40, 700])
+def test_exact_null_law_in_the_plane_matches_kluyver(n):
+    """Pearson's walk of n unit steps ends within distance 1 of its start with probability
+    1/(n + 1) (Kluyver 1906); r = 1 is a singular point of the density for odd n."""
+    F, S = vmf._exact_law(n, 2.0).cdf_sf(np.array([1.0]))
+    assert abs(F[0] - 1.0 / (n + 1)) < 2e-7 and abs(S[0] - n / (n + 1.0)) < 2e-7
+    assert vmf.rayleigh_pvalue(1.0 / n, n, 2) == pytest.approx(n / (n + 1.0), abs=2e-7)
+
+
+def test_step_kernel_and_hankel_engine_reproduce_the_two_vector_beta_law():
+    """P(|u_1 + u_2| <= r) = I_{r^2/4}((d-1)/2, (d-1)/2): the kernel every exact engine is built
+    on, and the characteristic-function inversion run at n = 2."""
+    r = np.linspace(0.01, 1.99, 60)
+    for d in (2, 3, 7, 50, 1e4):
+        a = (d - 1) / 2
+        g, gc = vmf._step_cdf(r, np.ones_like(r), a)
+        np.testing.assert_allclose(g, stats.beta(a, a).cdf(r * r / 4), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(gc, stats.beta(a, a).sf(r * r / 4), rtol=1e-12, atol=1e-300)
+    for d in (15, 20):
+        F, S = vmf._HankelLaw(2, float(d)).cdf_sf(r)
+        assert np.abs(F - stats.beta((d - 1) / 2, (d - 1) / 2).cdf(r * r / 4)).max() < 1e-9
+
+
+@pytest.mark.parametrize("n,d", [(9, 4), (12, 5), (8, 20)])
+def test_exact_engines_agree_where_both_apply(n, d):
+    r = np.sqrt(np.linspace(0.01, 0.99, 40)) * n
+    F_rec, S_rec = vmf._RecursionLaw(n, float(d)).cdf_sf(r)
+    F_cf, S_cf = vmf._HankelLaw(n, float(d)).cdf_sf(r)
+    assert np.abs(F_rec - F_cf).max() < 1e-7 and np.abs(S_rec - S_cf).max() < 1e-7
+
+
+def _approx_pvalue_error(n, d):
+    """Largest |p_approx - p_exact| over r (the moment approximation against the exact law)."""
+    approx, law = vmf._rayleigh_null(n, float(d)), vmf._exact_law(n, float(d))
+    r = np.sqrt(np.linspace(0.0, approx.isf(1e-9), 400)[1:] * n / d)
+    return np.max(np.abs(approx.sf(d * r * r / n) - law.cdf_sf(np.minimum(r, n))[1]))
+
+
+@pytest.mark.parametrize("d", [2, 5, 20, 120])
+def test_moment_approximation_only_where_its_pvalue_error_is_below_1e_3(d):
+    n = np.arange(3.0, 1000.0)
+    kind = vmf._null_kind(n, np.full(n.size, float(d)))
+    first = int(n[np.argmax(kind == "approx")])
+    assert np.all(kind[n < first] == "exact") and np.all(kind[n >= first] == "approx")
+    assert _approx_pvalue_error(first, d) < 1e-3
+    if first > 3:  # and the exact region is not much larger than it needs to be
+        assert _approx_pvalue_error(first - 1, d) > 6e-4
+
+
+CALIBRATION = [(n, d) for d in (2, 3) for n in range(2, 11)]
+CALIBRATION += [(4, 5), (10, 10), (20, 2), (50, 3), (3, 100), (30, 200), (10, 5000)]
+
+
+@pytest.mark.parametrize("n,d", CALIBRATION)
+def test_rayleigh_pvalues_and_null_quantiles_calibrated_by_simulation(n, d):
+    """P(p <= alpha) = alpha and P(|S|^2 <= Q_q) = q for simulated uniform directions.
+
+    p is decreasing in rbar, so p <= alpha exactly when |S|^2 >= Q_{1-alpha} where
+    p(Q_{1-alpha}) = alpha: checked directly on the quantiles and on a subsample, so the
+    whole sample's calibration needs only the few quantiles (one p-value costs ~1 ms on
+    the exact law)."""
+    reps = int(min(20_000, 4e7 / (n * d)))
+    s2 = _uniform_resultants(reps, n, d, np.random.default_rng(7 * n + 1000 * d))
+    alphas = np.array([0.01, 0.05, 0.1, 0.5])
+    Q = vmf.uniform_resultant_quantiles([n], [d], 1 - alphas)[:, 0]
+    np.testing.assert_allclose(vmf.rayleigh_pvalue(np.sqrt(Q) / n, n, d), alphas, rtol=1e-6)
+    some = s2[:300]
+    p_some = vmf.rayleigh_pvalue(np.minimum(np.sqrt(some) / n, 1.0), n, d)
+    near = np.isclose(some[:, None], Q, rtol=1e-9)  # ties at the threshold may go either way
+    assert np.all(((p_some[:, None] <= alphas) == (some[:, None] >= Q)) | near)
+    for alpha, q_level in zip(alphas, Q):
+        rejected = (s2 >= q_level).mean()  # = P(p <= alpha)
+        assert abs(rejected - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / reps) + 0.002, (alpha, rejected)
+    q = np.array([0.025, 0.5, 0.975])
+    band = vmf.uniform_resultant_quantiles([n], [d], q)[:, 0]
+    cover = np.array([(s2 <= b).mean() for b in band])
+    assert np.all(np.abs(cover - q) < 4 * np.sqrt(q * (1 - q) / reps) + 0.002), (cover, q)
+
+
+def test_rayleigh_pvalue_limits_on_the_exact_law():
+    for n, d in [(3, 2), (5, 3), (30, 10), (8, 50)]:
+        p = vmf.rayleigh_pvalue(np.linspace(0.0, 1.0, 41), n, d)
+        assert p[0] == pytest.approx(1.0, abs=1e-12) and p[-1] == 0.0 and np.all(np.diff(p) <= 1e-12)
+    assert isinstance(vmf.rayleigh_pvalue(0.5, 4, 3), float)
 
 
 def test_jackknife_spread():
