@@ -113,6 +113,10 @@ def test_out_is_filled_and_returned(name):
         strided = torch.full((ref.shape[1], ref.shape[0]), float("nan"), dtype=ref.dtype).t()
         sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, out=strided)
         torch.testing.assert_close(strided, ref, rtol=1e-10, atol=1e-12)
+        narrow, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True,
+                                                    out=torch.empty(ref.shape, dtype=torch.float32))
+        assert info["backend"] == backend  # the spot check judges float32 rows at float32's tolerance
+        torch.testing.assert_close(narrow, ref.float(), rtol=1e-6, atol=1e-7)
     model32 = make(name, torch.float32)
     x32, y32 = data(dtype=torch.float32)
     ref32 = sampling.minibatch_gradients(model32, F.cross_entropy, x32, y32, idx, backend="loop")

@@ -53,8 +53,9 @@ BACKENDS = ("auto", *_BACKEND_MODULES)
 CHUNK_BYTES = 256 * 2**20
 #: Largest default chunk (minibatches per vectorised pass).
 MAX_CHUNK = 64
-#: Spot check: largest relative difference from the loop, per parameter tensor, by dtype
-#: (float32 leaves room for TF32 convolutions on GPUs); other dtypes get SPOT_CHECK_RTOL_LOW.
+#: Spot check: largest relative difference from the loop, per parameter tensor, by the
+#: parameters' or the result's dtype, whichever is less precise (float32 leaves room for TF32
+#: convolutions on GPUs); other dtypes get SPOT_CHECK_RTOL_LOW.
 SPOT_CHECK_RTOL = {torch.float64: 1e-8, torch.float32: 1e-2}
 SPOT_CHECK_RTOL_LOW = 1e-1
 #: Spot check: a tensor's difference is relative to max(|its gradient|, this x |the row|).
@@ -192,9 +193,9 @@ def _spot_check(job: Job, chunk: Chunk) -> float:
     tensor's rows agree to SPOT_CHECK_RTOL (non-finite entries must sit at the same
     places). Returns the largest relative difference."""
     k = chunk.c - 1
-    ref = [torch.empty(1, t.shape[1], dtype=torch.float64, device=t.device) for t in chunk.dest]
+    ref = [torch.empty(1, t.shape[1], dtype=t.dtype, device=t.device) for t in chunk.dest]
     loop.compute(job, Chunk(chunk.x[k : k + 1], chunk.y[k : k + 1], chunk.start + k, ref))
-    pairs = [(got[k].double(), want[0]) for got, want in zip(chunk.dest, ref)]
+    pairs = [(got[k], want[0]) for got, want in zip(chunk.dest, ref)]
     diffs = [_difference(got, want) for got, want in pairs]
     norms = [_finite_norm(want) for _, want in pairs]
     floor = SPOT_CHECK_FLOOR * sum(n * n for n in norms) ** 0.5
@@ -204,7 +205,8 @@ def _spot_check(job: Job, chunk: Chunk) -> float:
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
         if rel > worst:
             worst, where = rel, name
-    if worst > SPOT_CHECK_RTOL.get(job.dtype, SPOT_CHECK_RTOL_LOW):
+    rtol = max(SPOT_CHECK_RTOL.get(dt, SPOT_CHECK_RTOL_LOW) for dt in (job.dtype, chunk.dest[0].dtype))
+    if worst > rtol:
         raise Refusal(
             f"its gradient of minibatch {chunk.start + k} differs from the loop's by {worst:.2g} (relative, "
             f"parameter '{where}'): the model's forward mixes examples or keeps them off dim 0 (a batch-wide "
