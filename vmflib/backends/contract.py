@@ -369,6 +369,8 @@ def _check_output(out, chunk: Chunk) -> None:
     if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != n:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise Refusal(f"the model's output is {shape}; the contract backend needs one row per example on dim 0 ({n} rows)")
+    if bool(torch.isfinite(out.detach().sum())):  # (torch.isfinite over all of out is 6x slower)
+        return
     finite = torch.isfinite(out.detach().reshape(chunk.c, -1)).all(dim=1)
     if not bool(finite.all()):
         bad = (chunk.start + torch.nonzero(~finite).flatten()).tolist()
