@@ -63,3 +63,21 @@ def test_bench_sampling_reuse_out(capsys):
     args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--seconds", "0", "--device", "cpu"]
     assert main(["bench", "sampling", *args, "--methods", "vmflib auto", "--reuse-out"]) == 0
     assert "reused by every call (out=)" in capsys.readouterr().out
+
+
+def test_bench_against_a_baseline_checkout(tmp_path, capsys):
+    # the checkout against itself (a copy imported as vmflib_baseline): one row per call, both timed
+    from pathlib import Path
+
+    import vmflib
+
+    out = tmp_path / "ab.csv"
+    root = str(Path(vmflib.__file__).parents[1])
+    args = ["bench", "against", "--baseline", root, "--models", "fnn", "--m", "4", "--b", "4", "--pairs", "2", "--out", str(out)]
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert list(df["call"]) == ["minibatch_gradients", "minibatch_gradients out=", "gradient_stats"]
+    assert (df["baseline s"] > 0).all() and (df["this s"] > 0).all() and (df["paired max"] >= df["paired med"]).all()
+    assert main(["bench", "against"]) == 2 and "--baseline" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="vmflib/sampling.py"):
+        main(["bench", "against", "--baseline", str(tmp_path), "--models", "fnn"])

@@ -35,6 +35,18 @@ def _cmd_bench(args) -> int:
             "(about the least any method that returns the matrix can take); x naive = time / naive loop; "
             "x naive med, x naive max: median and largest over the rounds of time / naive loop's time in the same round"
         )
+    elif args.what == "against":
+        if not args.baseline:
+            print("error: bench against needs --baseline DIR (a checkout holding vmflib/, e.g. git worktree add /tmp/main main)", file=sys.stderr)
+            return 2
+        models = tuple(args.models.split(",")) if args.models else bench.AGAINST_MODELS
+        df = bench.bench_against(args.baseline, models=models, m=args.m, b=args.b, pairs=args.pairs)
+        title = (
+            f"this checkout against {args.baseline}: m={args.m} minibatch gradients of b={args.b} examples on the CPU, "
+            f"{args.pairs} timed pairs per row after {bench.AGAINST_WARMUP} untimed, both versions in one process, "
+            "alternating order;\nx baseline = best time / baseline's best time; paired med, paired max: median and largest "
+            "of the ratio within a pair"
+        )
     else:  # pragma: no cover - argparse restricts choices
         raise AssertionError(args.what)
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:.3g}".format):
@@ -74,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmflib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bench", help="print side-by-side benchmark tables")
-    p.add_argument("what", choices=["vmf", "sampling"], help="which benchmark")
+    p.add_argument("what", choices=["vmf", "sampling", "against"],
+                   help="which benchmark (against: this checkout's sampling against --baseline's)")
     p.add_argument("--dims", default=None, help="comma-separated dimensions (vmf), e.g. 10,1e4,1e7")
     p.add_argument("--n", type=int, default=100, help="number of vMF draws fitted (vmf)")
     p.add_argument("--models", default=None, help="comma-separated model names (sampling)")
@@ -87,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per process, after a third as much warm-up (sampling)")
     p.add_argument("--reuse-out", action="store_true", help="write every m x d result into one matrix made beforehand (sampling; vmflib through out=)")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods (sampling; naive loop, floors and the m x d write always run)")
+    p.add_argument("--baseline", default=None, help="another checkout to time against (against)")
+    p.add_argument("--pairs", type=int, default=30, help="timed pairs per model and call (against)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="datasets")

@@ -331,3 +331,83 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
             "x naive": g["seconds"] / t["naive loop"],
         }))
     return pd.concat(out, ignore_index=True)[["model", "d", "method", "seconds", "x floor(one)", "x floor(best)", "x naive", "x naive med", "x naive max", "peak_mb", "note"]]
+
+
+# --- this checkout against another, in one process -----------------------------------------
+AGAINST_MODELS = ("fnn", "dfnn", "cnn", "cnn_bn")
+AGAINST_CALLS = ("minibatch_gradients", "minibatch_gradients out=", "gradient_stats")
+AGAINST_WARMUP = 3
+
+
+def load_baseline(root):
+    """``vmflib.sampling`` of another checkout (the folder holding its ``vmflib/``), imported
+    as a separate package ``vmflib_baseline_<hex>`` from a copy in a temporary folder. Its
+    modules must import each other relatively (``from .stats import ...``), as vmflib's do."""
+    import importlib
+    import shutil
+    import sys
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    src = Path(root) / "vmflib"
+    if not (src / "sampling.py").is_file():
+        raise ValueError(f"--baseline must be a checkout holding vmflib/sampling.py, got {root}")
+    name = f"vmflib_baseline_{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="vmflib-baseline-"))
+    shutil.copytree(src, tmp / name, ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module(f"{name}.sampling")
+
+
+def bench_against(baseline: str, models=AGAINST_MODELS, m: int = 256, b: int = 64, pairs: int = 30, calls=AGAINST_CALLS,
+                  input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
+    """Time this checkout's sampling against another checkout's, side by side in one process.
+
+    Per model and call, ``pairs`` timed pairs after AGAINST_WARMUP untimed ones; within a pair
+    both versions run on the same model and data, in alternating order. ``x baseline`` divides
+    the best times; ``paired med`` and ``paired max`` are the median and largest ratio within a
+    pair, so a slow phase of the machine that hits a whole pair cancels.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from . import sampling
+    from .models import build_model
+
+    versions = {"baseline": load_baseline(baseline), "this": sampling}
+    unknown = set(calls) - set(AGAINST_CALLS)
+    if unknown:
+        raise ValueError(f"unknown calls {sorted(unknown)}; choose from {list(AGAINST_CALLS)}")
+    rows = []
+    for name in models:
+        model = build_model(name, input_shape, 10, seed=0, device=torch.device("cpu"))
+        n = max(4 * m * b, 4096)
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(n, *input_shape, generator=g), torch.randint(0, 10, (n,), generator=g)
+        idx = sampling.sample_indices(n, b, m, g)
+        d = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        kept = {v: torch.zeros(m, d) for v in versions}
+
+        def run(version, call):
+            mod = versions[version]
+            if call == "gradient_stats":
+                return mod.gradient_stats(model, F.cross_entropy, x, y, batch_size=b, num_batches=m,
+                                          generator=torch.Generator().manual_seed(1))
+            out = kept[version] if call.endswith("out=") else None
+            return mod.minibatch_gradients(model, F.cross_entropy, x, y, idx, out=out)
+
+        for call in calls:
+            times = {v: [] for v in versions}
+            for k in tqdm(range(AGAINST_WARMUP + pairs), desc=f"{name} {call}", disable=not progress, leave=False):
+                for v in (list(versions) if k % 2 == 0 else list(versions)[::-1]):
+                    t0 = time.perf_counter()
+                    run(v, call)
+                    if k >= AGAINST_WARMUP:
+                        times[v].append(time.perf_counter() - t0)
+            base, this = np.array(times["baseline"]), np.array(times["this"])
+            rows.append({"model": name, "d": d, "call": call, "baseline s": base.min(), "this s": this.min(),
+                         "x baseline": this.min() / base.min(), "paired med": float(np.median(this / base)),
+                         "paired max": float(np.max(this / base))})
+    return pd.DataFrame(rows)
