@@ -442,3 +442,23 @@ def test_loop_gives_every_minibatch_the_model_as_it_was():
     G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop", chunk_size=5)
     torch.testing.assert_close(G, ref, rtol=1e-12, atol=1e-14)
     assert torch.equal(model.shift, torch.zeros(10, dtype=torch.float64))
+
+
+def test_spot_check_runs_once_per_model_and_structure(monkeypatch):
+    calls = []
+    real = sampling._spot_check
+    monkeypatch.setattr(sampling, "_spot_check", lambda job, chunk: calls.append(1) or real(job, chunk))
+    model = make("mlp")
+    x, y = data()
+    idx = sampling.sample_indices(len(x), 16, 5, torch.Generator().manual_seed(3))
+    for _ in range(3):  # weights change between calls, as in training: checked once
+        _, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, return_info=True)
+        with torch.no_grad():
+            model[1].weight.mul_(1.1)
+    assert len(calls) == 1 and info["spot_check"] < 1e-12
+    sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx[:, :8])  # another minibatch size
+    sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, out=torch.empty(5, 1810, dtype=torch.float32))
+    assert len(calls) == 3  # the rows' dtype is part of the structure too (it sets the tolerance)
+    model[2] = nn.ReLU()  # a different layer: checked again
+    sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx)
+    assert len(calls) == 4

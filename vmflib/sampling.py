@@ -23,8 +23,9 @@ that cannot guarantee exact rows for a model refuses, with a reason.
 reproducible bit for bit): ``contract`` when it supports the model, except convolutional
 nets on the CPU (there the loop is fastest: ``python -m vmflib bench sampling``); otherwise
 ``vmap`` on CUDA when it supports the model; otherwise ``loop``. The first chunk of a faster
-backend is checked against the loop on its last minibatch (the spot check); when a faster
-backend refuses or raises, on any chunk, ``auto`` computes the rest with the loop. The info
+backend is checked against the loop on its last minibatch (the spot check; once per model
+and structure in a process, see :func:`_structure_key`); when a faster backend refuses or
+raises, on any chunk, ``auto`` computes the rest with the loop. The info
 dict says what happened: ``backend`` (what computed the rows), ``skipped`` (why faster
 backends were not used), ``fallback`` (why the chosen one stopped), ``spot_check`` (its
 largest relative difference from the loop), ``contract_copies`` (why captured tensors were
@@ -36,6 +37,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -175,7 +177,7 @@ class _Runner:
         try:
             _BACKEND_MODULES[self.name].compute(self.job, chunk)
             if not self.checked:
-                self.info["spot_check"] = _spot_check(self.job, chunk)
+                self.info["spot_check"] = _spot_check_once(self.job, chunk, self.name)
                 self.checked = True
         except Refusal as e:
             return str(e)
@@ -186,6 +188,32 @@ class _Runner:
         if self.job.state.get("contract_copy"):
             self.info["contract_copies"] = self.job.state["contract_copy"]
         return None
+
+
+#: model -> {structure key: spot check result} of the checks passed in this process.
+_SPOT_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _structure_key(job: Job, chunk: Chunk, backend: str) -> tuple:
+    """What the spot check's verdict depends on: the backend, the layers (names, types,
+    modes), the parameters (names, shapes, dtypes, trainable), the shapes and dtypes of a
+    minibatch's inputs and targets (so its size b) and of the rows, and the device. Weights are not in it:
+    how the forward pass treats examples and uses parameters does not depend on their values.
+    Nor is the loss: the backends apply it to each minibatch's own rows by construction."""
+    layers = tuple((n, type(m), m.training) for n, m in job.model.named_modules())
+    params = tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in job.model.named_parameters())
+    data = (tuple(chunk.x.shape[1:]), chunk.x.dtype, tuple(chunk.y.shape[1:]), chunk.y.dtype, chunk.dest[0].dtype)
+    return backend, layers, params, data, str(job.device)
+
+
+def _spot_check_once(job: Job, chunk: Chunk, backend: str) -> float:
+    """:func:`_spot_check`, run once per model and structure key in a process (its result is
+    kept with the model; a failed check is not kept, so it runs again)."""
+    key = _structure_key(job, chunk, backend)
+    done = _SPOT_CHECKED.setdefault(job.model, {})
+    if key not in done:
+        done[key] = _spot_check(job, chunk)
+    return done[key]
 
 
 def _spot_check(job: Job, chunk: Chunk) -> float:
