@@ -84,7 +84,3 @@ class Chunk:
     @property
     def b(self) -> int:
         return self.x.shape[1]
-
-    def minibatch(self, k: int) -> Chunk:
-        """The chunk's k-th minibatch as a chunk of one (dest rows [1, numel] views)."""
-        return Chunk(self.x[k : k + 1], self.y[k : k + 1], self.start + k, [t[k : k + 1] for t in self.dest])
