@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import warnings
 
+import naive_loop
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,25 +203,7 @@ ZOO = {
 
 
 def naive(model, loss, x, y, idx, seed=SEED, batchnorm="batch"):
-    """zero_grad, backward, flatten, per minibatch; torch seeded to seed + k for minibatch k;
-    every buffer put back after each minibatch."""
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    model.train()
-    if batchnorm == "running":
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-    rows = []
-    for k in range(idx.shape[0]):
-        torch.manual_seed(seed + k)
-        model.zero_grad()
-        loss(model(x[idx[k]]), y[idx[k]]).backward()
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad.to_dense() for p in model.parameters() if p.requires_grad]
-        rows.append(torch.cat([g.reshape(-1) for g in grads]))
-        model.load_state_dict(state)
-    model.zero_grad()
-    model.train()
-    return torch.stack(rows)
+    return naive_loop.naive(model, loss, x, y, idx, seed=seed, batchnorm=batchnorm)
 
 
 def setup(name):

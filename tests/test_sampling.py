@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import naive_loop
 import numpy as np
 import pytest
 import torch
@@ -71,17 +72,7 @@ def supported_backends(model):
 
 def naive(model, x, y, idx, loss=F.cross_entropy):
     """The obvious reference: zero_grad, backward, flatten, per minibatch; BN state restored."""
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = []
-    model.train()
-    for k in range(idx.shape[0]):
-        model.zero_grad()
-        loss(model(x[idx[k]]), y[idx[k]]).backward()
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters() if p.requires_grad]
-        rows.append(torch.cat([g.reshape(-1) for g in grads]))
-        model.load_state_dict(state)
-    model.zero_grad()
-    return torch.stack(rows)
+    return naive_loop.naive(model, loss, x, y, idx)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

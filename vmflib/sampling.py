@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from .backends import BACKENDS as _BACKEND_MODULES
-from .backends import Chunk, Job, Refusal, contract, loop
+from .backends import Chunk, Job, Refusal, loop
 from .backends.job import SEED_MODULUS
 from .backends.modelstate import eval_mode_warning, measuring, trainable_parameters
 from .stats import JACKKNIFE_GROUPS, GradientAccumulator, GradientStats
@@ -197,9 +197,9 @@ _SPOT_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _structure_key(job: Job, chunk: Chunk, backend: str) -> tuple:
     """What the spot check's verdict depends on: the backend, the layers (names, types,
     modes), the parameters (names, shapes, dtypes, trainable), the shapes and dtypes of a
-    minibatch's inputs and targets (so its size b) and of the rows, and the device. Weights are not in it:
-    how the forward pass treats examples and uses parameters does not depend on their values.
-    Nor is the loss: the backends apply it to each minibatch's own rows by construction."""
+    minibatch's inputs and targets (so its size b) and of the rows, and the device. Weights
+    are not in it: how the forward pass treats examples and uses parameters does not depend
+    on their values. Nor is the loss: the backends apply it to each minibatch's own rows."""
     layers = tuple((n, type(m), m.training) for n, m in job.model.named_modules())
     params = tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in job.model.named_parameters())
     data = (tuple(chunk.x.shape[1:]), chunk.x.dtype, tuple(chunk.y.shape[1:]), chunk.y.dtype, chunk.dest[0].dtype)
@@ -279,10 +279,10 @@ def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: s
     info = {"backend": name, "requested": requested, "skipped": skipped, "seed": job.seed, "d": d, "m": m}
     runner = _Runner(job, name, requested, info)
     if chunk_size is None:
-        cap = None
-        if name == contract.NAME:
+        cap, sizer = None, getattr(_BACKEND_MODULES[name], "examples_per_pass", None)
+        if sizer is not None:
             try:
-                cap = contract.examples_per_pass(job, inputs[indices[0, :1]].to(device))
+                cap = sizer(job, inputs[indices[0, :1]].to(device))
             except Exception as e:
                 if requested != "auto":
                     raise
@@ -310,8 +310,8 @@ def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: s
 
 
 # --- public API ----------------------------------------------------------------------------
-def _job(model, loss_fn, seed: int, buffers) -> Job:
-    return Job(model, loss_fn, trainable_parameters(model), int(seed) % SEED_MODULUS, buffers)
+def _job(model, loss_fn, params, seed: int, buffers) -> Job:
+    return Job(model, loss_fn, params, int(seed) % SEED_MODULUS, buffers)
 
 
 def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, indices, *,
@@ -355,7 +355,7 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     with measuring(model, batchnorm) as buffers:
         if seed is None:
             seed = int(torch.randint(0, SEED_MODULUS - 1, (1,)))
-        it = _iter_gradients(_job(model, loss_fn, seed, buffers), inputs, targets, indices, chunk_size, backend, out=out)
+        it = _iter_gradients(_job(model, loss_fn, params, seed, buffers), inputs, targets, indices, chunk_size, backend, out=out)
         info = next(it)
         info["batchnorm"] = batchnorm
         for _ in it:  # every chunk is written into its rows of out (cast to out's dtype)
@@ -430,7 +430,7 @@ def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, ta
     _warn_if_eval(model)
     t0 = time.perf_counter()
     with measuring(model, batchnorm) as buffers:
-        it = _iter_gradients(_job(model, loss_fn, seed, buffers), inputs, targets, indices, chunk_size, backend)
+        it = _iter_gradients(_job(model, loss_fn, params, seed, buffers), inputs, targets, indices, chunk_size, backend)
         info = next(it)
         info["batchnorm"] = batchnorm
         acc = GradientAccumulator(
