@@ -22,7 +22,11 @@ def naive(model, loss, x, y, idx, seed=None, batchnorm="batch"):
             torch.manual_seed(seed + k)
         model.zero_grad()
         loss(model(x[idx[k]]), y[idx[k]]).backward()
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad.to_dense() for p in model.parameters() if p.requires_grad]
+        grads = [
+            torch.zeros_like(p) if p.grad is None else p.grad.to_dense()
+            for p in model.parameters()
+            if p.requires_grad
+        ]
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
         model.load_state_dict(state)
     model.zero_grad()

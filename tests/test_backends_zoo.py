@@ -28,7 +28,9 @@ class TimeMajor(nn.Module):
         self.head = nn.Linear(5 * t, 10)
 
     def forward(self, x):
-        h = torch.tanh(self.inner(x.reshape(x.shape[0], self.t, self.f).transpose(0, 1)))  # [T, N, 5]
+        h = torch.tanh(
+            self.inner(x.reshape(x.shape[0], self.t, self.f).transpose(0, 1))
+        )  # [T, N, 5]
         return self.head(h.transpose(0, 1).reshape(x.shape[0], -1))
 
 
@@ -161,41 +163,96 @@ CLASS_WEIGHTS = torch.ones(10, dtype=torch.float64).index_fill_(0, torch.tensor(
 
 
 class Case:
-    def __init__(self, model, x=images, y=classes, loss=F.cross_entropy, auto="contract", b=B, chunk=CHUNK, **kw):
-        self.model, self.x, self.y, self.loss, self.auto, self.b, self.chunk, self.kw = model, x, y, loss, auto, b, chunk, kw
+    def __init__(
+        self,
+        model,
+        x=images,
+        y=classes,
+        loss=F.cross_entropy,
+        auto="contract",
+        b=B,
+        chunk=CHUNK,
+        **kw,
+    ):
+        self.model, self.x, self.y, self.loss, self.auto, self.b, self.chunk, self.kw = (
+            model,
+            x,
+            y,
+            loss,
+            auto,
+            b,
+            chunk,
+            kw,
+        )
 
 
 ZOO = {
     "inplace_relu_mlp": Case(lambda: mlp(nn.ReLU(inplace=True))),
-    "inplace_relu_cnn": Case(lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True)), auto="loop"),
+    "inplace_relu_cnn": Case(
+        lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True)), auto="loop"
+    ),
     "time_major_linear": Case(TimeMajor, auto="loop"),
-    "time_major_coincident": Case(lambda: TimeMajor(t=16, f=4), chunk=2, auto="loop"),  # T == c*b on full chunks
+    "time_major_coincident": Case(
+        lambda: TimeMajor(t=16, f=4), chunk=2, auto="loop"
+    ),  # T == c*b on full chunks
     "linear_twice": Case(LinearTwice),
     "tied_linears": Case(TiedLinears),
     "tied_embedding": Case(TiedEmbedding, x=tokens),
     "layernorm": Case(lambda: mlp(nn.LayerNorm(24), nn.Tanh())),
     "rmsnorm": Case(lambda: mlp(nn.RMSNorm(24), nn.Tanh())),
-    "groupnorm": Case(lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Tanh()), auto="loop"),
+    "groupnorm": Case(
+        lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Tanh()), auto="loop"
+    ),
     "gru": Case(lambda: Recurrent(nn.GRU), auto="loop"),
     "lstm": Case(lambda: Recurrent(nn.LSTM), auto="loop"),
-    "embedding": Case(lambda: nn.Sequential(nn.Embedding(10, 5, padding_idx=0), nn.Flatten(), nn.Linear(30, 10)), x=tokens),
-    "conv1d_circular": Case(lambda: nn.Sequential(nn.Unflatten(1, (8, 8)), nn.Conv1d(8, 6, 3, padding=1, padding_mode="circular"),
-                                                  nn.Tanh(), nn.Flatten(), nn.Linear(48, 10)), x=lambda g: images(g).flatten(1), auto="loop"),
-    "depthwise_dilated_strided": Case(lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(),
-                                                       nn.Conv2d(4, 4, 3, padding="same", dilation=2, groups=4), nn.Tanh(),
-                                                       nn.Conv2d(4, 6, 3, stride=2, padding=1, padding_mode="reflect"), flat=96),
-                                      auto="loop"),
+    "embedding": Case(
+        lambda: nn.Sequential(nn.Embedding(10, 5, padding_idx=0), nn.Flatten(), nn.Linear(30, 10)),
+        x=tokens,
+    ),
+    "conv1d_circular": Case(
+        lambda: nn.Sequential(
+            nn.Unflatten(1, (8, 8)),
+            nn.Conv1d(8, 6, 3, padding=1, padding_mode="circular"),
+            nn.Tanh(),
+            nn.Flatten(),
+            nn.Linear(48, 10),
+        ),
+        x=lambda g: images(g).flatten(1),
+        auto="loop",
+    ),
+    "depthwise_dilated_strided": Case(
+        lambda: conv_net(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(4, 4, 3, padding="same", dilation=2, groups=4),
+            nn.Tanh(),
+            nn.Conv2d(4, 6, 3, stride=2, padding=1, padding_mode="reflect"),
+            flat=96,
+        ),
+        auto="loop",
+    ),
     "frozen": Case(frozen_mlp),
     "dropout": Case(lambda: mlp(nn.Dropout(0.3), nn.Tanh()), auto="loop"),
-    "batchnorm_batch": Case(lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()), auto="loop"),
+    "batchnorm_batch": Case(
+        lambda: conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()), auto="loop"
+    ),
     "batchnorm_running_mlp": Case(lambda: mlp(nn.BatchNorm1d(24), nn.Tanh()), batchnorm="running"),
     "centred_batch": Case(Centred, auto="loop"),
     "weight_used_outside_layer": Case(OutsideUse, auto="loop"),
-    "weighted_nll_rare_heavy_class": Case(lambda: mlp(nn.Tanh()), y=rare_heavy_class,
-                                          loss=lambda out, y: F.nll_loss(F.log_softmax(out, 1), y, weight=CLASS_WEIGHTS)),
+    "weighted_nll_rare_heavy_class": Case(
+        lambda: mlp(nn.Tanh()),
+        y=rare_heavy_class,
+        loss=lambda out, y: F.nll_loss(F.log_softmax(out, 1), y, weight=CLASS_WEIGHTS),
+    ),
     "label_smoothing": Case(lambda: mlp(nn.Tanh()), loss=nn.CrossEntropyLoss(label_smoothing=0.1)),
-    "mse": Case(lambda: mlp(nn.Tanh()), y=lambda g: torch.randn(N, 10, generator=g, dtype=torch.float64), loss=F.mse_loss),
-    "sum_reduced": Case(lambda: mlp(nn.Tanh()), loss=functools.partial(F.cross_entropy, reduction="sum")),
+    "mse": Case(
+        lambda: mlp(nn.Tanh()),
+        y=lambda g: torch.randn(N, 10, generator=g, dtype=torch.float64),
+        loss=F.mse_loss,
+    ),
+    "sum_reduced": Case(
+        lambda: mlp(nn.Tanh()), loss=functools.partial(F.cross_entropy, reduction="sum")
+    ),
     "ignore_index": Case(lambda: mlp(nn.Tanh()), y=with_ignored),
     "nan_input": Case(lambda: mlp(nn.Tanh()), x=nan_input, auto="loop"),
     "batch_is_all_data": Case(lambda: mlp(nn.Tanh()), b=N, chunk=2),
@@ -218,7 +275,9 @@ def setup(name):
 
 def run(case, model, x, y, idx, backend, **kw):
     kw = {"chunk_size": case.chunk, "seed": SEED, **case.kw, **kw}
-    return sampling.minibatch_gradients(model, case.loss, x, y, idx, backend=backend, return_info=True, **kw)
+    return sampling.minibatch_gradients(
+        model, case.loss, x, y, idx, backend=backend, return_info=True, **kw
+    )
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -230,9 +289,13 @@ def test_every_backend_is_exact_or_refuses(name):
             G, info = run(case, model, x, y, idx, backend)
         except ValueError as e:
             assert backend not in ("loop", "auto"), (name, backend, e)
-            assert f"the {backend} backend" in str(e) and len(str(e)) > 60, str(e)  # a reason, not a bare error
+            assert f"the {backend} backend" in str(e) and len(str(e)) > 60, str(
+                e
+            )  # a reason, not a bare error
             continue
-        torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12, equal_nan=True, msg=f"{name}: {backend}")
+        torch.testing.assert_close(
+            G, ref, rtol=1e-10, atol=1e-12, equal_nan=True, msg=f"{name}: {backend}"
+        )
         if backend == "auto":
             assert info["backend"] == case.auto, (name, info)
 
@@ -260,10 +323,16 @@ def test_refusal_reasons_name_the_cause():
 def test_auto_says_why_it_fell_back_or_copied():
     case, model, x, y, idx = setup("time_major_linear")
     _, info = run(case, model, x, y, idx, "auto")
-    assert info["backend"] == "loop" and "dim 0" in info["fallback"] and "contract" in info["fallback"]
+    assert (
+        info["backend"] == "loop" and "dim 0" in info["fallback"] and "contract" in info["fallback"]
+    )
     case, model, x, y, idx = setup("inplace_relu_mlp")
     _, info = run(case, model, x, y, idx, "auto")
-    assert info["backend"] == "contract" and "in place" in info["contract_copies"] and info["spot_check"] < 1e-12
+    assert (
+        info["backend"] == "contract"
+        and "in place" in info["contract_copies"]
+        and info["spot_check"] < 1e-12
+    )
     case, model, x, y, idx = setup("gru")
     _, info = run(case, model, x, y, idx, "auto")
     assert "GRU" in info["skipped"]["contract"] and "fallback" not in info
@@ -273,7 +342,9 @@ def test_auto_on_cuda_prefers_contract_then_vmap_then_loop():
     cuda = torch.device("cuda")  # the choice is logic only: no GPU needed
     assert sampling.choose_backend(mlp(nn.Tanh()), cuda)[0] == "contract"
     assert sampling.choose_backend(conv_net(nn.Conv2d(1, 4, 3, padding=1)), cuda)[0] == "contract"
-    name, skipped = sampling.choose_backend(conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)), cuda)
+    name, skipped = sampling.choose_backend(
+        conv_net(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)), cuda
+    )
     assert name == "vmap" and "BatchNorm" in skipped["contract"]
     name, skipped = sampling.choose_backend(Recurrent(nn.LSTM), cuda)
     assert name == "loop" and "LSTM" in skipped["vmap"]
@@ -288,7 +359,9 @@ def test_dropout_rows_do_not_depend_on_chunk_size(backend):
     other = sampling.minibatch_gradients(model, case.loss, x, y, idx, seed=SEED + 1)
     assert not torch.equal(other[0], rows[0][0])  # the masks depend on the seed
     swapped = sampling.minibatch_gradients(model, case.loss, x, y, idx[[1, 0, 2]], seed=SEED)
-    assert torch.equal(swapped[1], other[0])  # minibatch k runs at seed + k: (idx[0], SEED + 1) both times
+    assert torch.equal(
+        swapped[1], other[0]
+    )  # minibatch k runs at seed + k: (idx[0], SEED + 1) both times
 
 
 def test_works_under_no_grad_and_refuses_inference_mode():
@@ -296,7 +369,15 @@ def test_works_under_no_grad_and_refuses_inference_mode():
     ref = naive(model, case.loss, x, y, idx)
     with torch.no_grad():
         G = sampling.minibatch_gradients(model, case.loss, x, y, idx)
-        st = sampling.gradient_stats(model, case.loss, x, y, batch_size=B, num_batches=4, generator=torch.Generator().manual_seed(0))
+        st = sampling.gradient_stats(
+            model,
+            case.loss,
+            x,
+            y,
+            batch_size=B,
+            num_batches=4,
+            generator=torch.Generator().manual_seed(0),
+        )
     torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
     assert st.all.m == 4
     with torch.inference_mode(), pytest.raises(ValueError, match="inference_mode"):
@@ -320,13 +401,26 @@ def test_eval_mode_warns_and_batchnorm_mode_is_explicit():
     assert not torch.allclose(running, G)
     with pytest.raises(ValueError, match="batchnorm must be one of"):
         run(case, model, x, y, idx, "auto", batchnorm="eval")
-    bare = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Linear(8, 10)).double()
+    bare = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(64, 8),
+        nn.BatchNorm1d(8, track_running_stats=False),
+        nn.Linear(8, 10),
+    ).double()
     with pytest.raises(ValueError, match="track_running_stats"):
         sampling.minibatch_gradients(bare, F.cross_entropy, x, y, idx, batchnorm="running")
 
 
 def test_identical_minibatches_give_infinite_kappa_not_a_crash():
     case, model, x, y, _ = setup("batch_is_all_data")
-    st = sampling.gradient_stats(model, case.loss, x, y, batch_size=N, num_batches=6, generator=torch.Generator().manual_seed(0))
+    st = sampling.gradient_stats(
+        model,
+        case.loss,
+        x,
+        y,
+        batch_size=N,
+        num_batches=6,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert st.all.gns == pytest.approx(0.0, abs=1e-12)
     assert st.all.kappa_raw == float("inf") or st.all.kappa_raw > 1e12

@@ -21,10 +21,46 @@ def test_bench_vmf_table(tmp_path, capsys):
 
 def test_bench_sampling_table(tmp_path, capsys):
     out = tmp_path / "s.csv"
-    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "2", "--calls", "1", "--seconds", "0", "--device", "cpu"]
-    assert main(["bench", "sampling", *args, "--methods", "vmflib auto,per-example torch.func", "--out", str(out)]) == 0
+    args = [
+        "--models",
+        "fnn",
+        "--m",
+        "4",
+        "--b",
+        "8",
+        "--repeats",
+        "2",
+        "--calls",
+        "1",
+        "--seconds",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    assert (
+        main(
+            [
+                "bench",
+                "sampling",
+                *args,
+                "--methods",
+                "vmflib auto,per-example torch.func",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(out)
-    assert set(df["method"]) == {"naive loop", "vmflib auto", "floor (one batch)", "floor (best batch)", "write m x d", "floor + write", "per-example torch.func"}
+    assert set(df["method"]) == {
+        "naive loop",
+        "vmflib auto",
+        "floor (one batch)",
+        "floor (best batch)",
+        "write m x d",
+        "floor + write",
+        "per-example torch.func",
+    }
     assert (df.loc[df.method == "floor (best batch)", "x floor(best)"] == 1.0).all()
     assert (df.loc[df.method == "floor (one batch)", "x floor(one)"] == 1.0).all()
     assert (df.loc[~df.method.isin(["floor (best batch)", "floor + write"]), "peak_mb"] >= 0).all()
@@ -41,7 +77,9 @@ def test_bench_sampling_table(tmp_path, capsys):
 
 def test_bench_sampling_rejects_unknown_method():
     with pytest.raises(ValueError, match="unknown methods"):
-        main(["bench", "sampling", "--models", "fnn", "--methods", "vmflib fast", "--device", "cpu"])
+        main(
+            ["bench", "sampling", "--models", "fnn", "--methods", "vmflib fast", "--device", "cpu"]
+        )
 
 
 def test_bench_sampling_reuse_out(capsys):
@@ -60,7 +98,22 @@ def test_bench_sampling_reuse_out(capsys):
     assert fns["write m x d"]() is kept and fns["naive loop"]() is kept
     fresh, _, _ = _sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28))
     assert fresh["naive loop"]() is not fresh["naive loop"]()
-    args = ["--models", "fnn", "--m", "4", "--b", "8", "--repeats", "1", "--calls", "1", "--seconds", "0", "--device", "cpu"]
+    args = [
+        "--models",
+        "fnn",
+        "--m",
+        "4",
+        "--b",
+        "8",
+        "--repeats",
+        "1",
+        "--calls",
+        "1",
+        "--seconds",
+        "0",
+        "--device",
+        "cpu",
+    ]
     assert main(["bench", "sampling", *args, "--methods", "vmflib auto", "--reuse-out"]) == 0
     assert "reused by every call (out=)" in capsys.readouterr().out
 
@@ -73,11 +126,30 @@ def test_bench_against_a_baseline_checkout(tmp_path, capsys):
 
     out = tmp_path / "ab.csv"
     root = str(Path(vmflib.__file__).parents[1])
-    args = ["bench", "against", "--baseline", root, "--models", "fnn", "--m", "4", "--b", "4", "--pairs", "2", "--out", str(out)]
+    args = [
+        "bench",
+        "against",
+        "--baseline",
+        root,
+        "--models",
+        "fnn",
+        "--m",
+        "4",
+        "--b",
+        "4",
+        "--pairs",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     df = pd.read_csv(out)
     assert list(df["call"]) == ["minibatch_gradients", "minibatch_gradients out=", "gradient_stats"]
-    assert (df["baseline s"] > 0).all() and (df["this s"] > 0).all() and (df["paired max"] >= df["paired med"]).all()
+    assert (
+        (df["baseline s"] > 0).all()
+        and (df["this s"] > 0).all()
+        and (df["paired max"] >= df["paired med"]).all()
+    )
     assert main(["bench", "against"]) == 2 and "--baseline" in capsys.readouterr().err
     with pytest.raises(ValueError, match="vmflib/sampling.py"):
         main(["bench", "against", "--baseline", str(tmp_path), "--models", "fnn"])

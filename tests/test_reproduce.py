@@ -41,13 +41,25 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
     printed = capsys.readouterr().out
     html = out / "smoke" / "book" / "_build" / "html"
     assert "book: " in printed and (html / "index.html").exists()
-    for page in ("notebooks/claim_a.html", "notebooks/claim_b.html", "notebooks/vmf_estimation.html", "notebooks/toy_model.html", "reproducibility.html", "methods.html"):
+    for page in (
+        "notebooks/claim_a.html",
+        "notebooks/claim_b.html",
+        "notebooks/vmf_estimation.html",
+        "notebooks/toy_model.html",
+        "reproducibility.html",
+        "methods.html",
+    ):
         assert (html / page).exists(), page
     claim_a = (html / "notebooks/claim_a.html").read_text()
     assert "<img" in claim_a and "Claim A is supported for" in claim_a
     assert "Claim B is supported for" in (html / "notebooks/claim_b.html").read_text()
     runs = sorted(p.name for p in (out / "smoke" / "runs").iterdir())
-    assert runs == ["synthetic-cnn_bn-seed0", "synthetic-cnn_bn-seed1", "synthetic-fnn-seed0", "synthetic-fnn-seed1"]
+    assert runs == [
+        "synthetic-cnn_bn-seed0",
+        "synthetic-cnn_bn-seed1",
+        "synthetic-fnn-seed0",
+        "synthetic-fnn-seed1",
+    ]
     assert "synthetic-fnn-seed0" in (html / "reproducibility.html").read_text()
     # a second run recomputes nothing
     t0 = time.perf_counter()
@@ -77,16 +89,26 @@ def test_failing_notebook_gives_nonzero_exit_naming_the_cell(tmp_path, monkeypat
     status = rp.reproduce(str(tiny_profile(tmp_path)), out=out, progress=False, book=False)
     err = capsys.readouterr().err
     assert status == 1
-    assert "claim_a.ipynb" in err and "cell 3 " in err and "[raise ValueError" in err and "ValueError: boom in claim A" in err
+    assert (
+        "claim_a.ipynb" in err
+        and "cell 3 " in err
+        and "[raise ValueError" in err
+        and "ValueError: boom in claim A" in err
+    )
     rec = json.loads((out / "tiny" / "cache" / "claim_a.json").read_text())
     assert rec["status"] == "failed"
-    assert json.loads((out / "tiny" / "cache" / "synthetic-fnn-seed0.json").read_text())["status"] == "ok"
+    assert (
+        json.loads((out / "tiny" / "cache" / "synthetic-fnn-seed0.json").read_text())["status"]
+        == "ok"
+    )
 
 
 def test_dask_executor_on_a_local_cluster(tmp_path, capsys):
     out = tmp_path / "results"
     prof = tiny_profile(tmp_path, runs=[SMOKE_RUN, {**SMOKE_RUN, "seeds": [1]}])
-    assert rp.reproduce(str(prof), out=out, n_jobs=2, executor="dask", progress=False, book=False) == 0
+    assert (
+        rp.reproduce(str(prof), out=out, n_jobs=2, executor="dask", progress=False, book=False) == 0
+    )
     assert "3 executed, 0 cached, 0 failed" in capsys.readouterr().out
     assert (out / "tiny" / "notebooks" / "claim_a.ipynb").exists()
 

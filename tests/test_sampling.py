@@ -21,7 +21,14 @@ def mlp():
 def cnn(bn=False):
     layers = [nn.Conv2d(1, 4, 3, padding=1)]
     layers += [nn.BatchNorm2d(4)] if bn else []
-    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(24, 10)]
+    layers += [
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(24, 10),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -48,17 +55,31 @@ class TwoInputs(nn.Module):
 def grouped_cnn():
     """Grouped and dilated convolutions (the contract backend's per-minibatch weight gradient)."""
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 8, 3, padding=2, dilation=2, groups=2), nn.Tanh(),
-        nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False), nn.Flatten(), nn.Linear(72, 10),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.Tanh(),
+        nn.Conv2d(4, 8, 3, padding=2, dilation=2, groups=2),
+        nn.Tanh(),
+        nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False),
+        nn.Flatten(),
+        nn.Linear(72, 10),
     )
 
 
-MODELS = {"grouped": grouped_cnn, "mlp": mlp, "cnn": cnn, "cnn_bn": lambda: cnn(True), "frozen": frozen_mlp, "tokens": TwoInputs}
+MODELS = {
+    "grouped": grouped_cnn,
+    "mlp": mlp,
+    "cnn": cnn,
+    "cnn_bn": lambda: cnn(True),
+    "frozen": frozen_mlp,
+    "tokens": TwoInputs,
+}
 
 
 def data(n=120, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 1, 8, 8, generator=g, dtype=dtype), torch.randint(0, 10, (n,), generator=g)
+    return torch.randn(n, 1, 8, 8, generator=g, dtype=dtype), torch.randint(
+        0, 10, (n,), generator=g
+    )
 
 
 def make(name, dtype=torch.float64, seed=0):
@@ -67,7 +88,9 @@ def make(name, dtype=torch.float64, seed=0):
 
 
 def supported_backends(model):
-    return ["loop", "vmap"] + ([] if contract.supports(model, torch.device("cpu")) else ["contract"])
+    return ["loop", "vmap"] + (
+        [] if contract.supports(model, torch.device("cpu")) else ["contract"]
+    )
 
 
 def naive(model, x, y, idx, loss=F.cross_entropy):
@@ -82,9 +105,15 @@ def test_backends_equal_naive_loop_float64(name):
     idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
     ref = naive(model, x, y, idx)
     for backend in supported_backends(model):
-        G, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True)
+        G, info = sampling.minibatch_gradients(
+            model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True
+        )
         assert info["backend"] == backend
-        assert G.shape == ref.shape == (9, sum(p.numel() for p in model.parameters() if p.requires_grad))
+        assert (
+            G.shape
+            == ref.shape
+            == (9, sum(p.numel() for p in model.parameters() if p.requires_grad))
+        )
         torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -98,20 +127,51 @@ def test_out_is_filled_and_returned(name):
     ref = naive(model, x, y, idx)
     for backend in supported_backends(model):
         out = torch.full_like(ref, float("nan"))
-        G, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True, out=out)
+        G, info = sampling.minibatch_gradients(
+            model,
+            F.cross_entropy,
+            x,
+            y,
+            idx,
+            backend=backend,
+            chunk_size=4,
+            return_info=True,
+            out=out,
+        )
         assert G is out and info["backend"] == backend
         torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
         strided = torch.full((ref.shape[1], ref.shape[0]), float("nan"), dtype=ref.dtype).t()
-        sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, out=strided)
+        sampling.minibatch_gradients(
+            model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, out=strided
+        )
         torch.testing.assert_close(strided, ref, rtol=1e-10, atol=1e-12)
-        narrow, info = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend=backend, chunk_size=4, return_info=True,
-                                                    out=torch.empty(ref.shape, dtype=torch.float32))
-        assert info["backend"] == backend  # the spot check judges float32 rows at float32's tolerance
+        narrow, info = sampling.minibatch_gradients(
+            model,
+            F.cross_entropy,
+            x,
+            y,
+            idx,
+            backend=backend,
+            chunk_size=4,
+            return_info=True,
+            out=torch.empty(ref.shape, dtype=torch.float32),
+        )
+        assert (
+            info["backend"] == backend
+        )  # the spot check judges float32 rows at float32's tolerance
         torch.testing.assert_close(narrow, ref.float(), rtol=1e-6, atol=1e-7)
     model32 = make(name, torch.float32)
     x32, y32 = data(dtype=torch.float32)
     ref32 = sampling.minibatch_gradients(model32, F.cross_entropy, x32, y32, idx, backend="loop")
-    wide = sampling.minibatch_gradients(model32, F.cross_entropy, x32, y32, idx, backend="loop", out=torch.empty(ref32.shape, dtype=torch.float64))
+    wide = sampling.minibatch_gradients(
+        model32,
+        F.cross_entropy,
+        x32,
+        y32,
+        idx,
+        backend="loop",
+        out=torch.empty(ref32.shape, dtype=torch.float64),
+    )
     assert wide.dtype == torch.float64
     torch.testing.assert_close(wide, ref32.double(), rtol=0, atol=0)
 
@@ -142,7 +202,9 @@ def test_contract_weight_buffer_slices(monkeypatch, entries):
     idx = sampling.sample_indices(len(x), 16, 9, torch.Generator().manual_seed(1))
     largest = max(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
     monkeypatch.setattr(contract, "BMM_BUFFER_ENTRIES", 1 if entries == 1 else 3 * largest)
-    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="contract", chunk_size=7)
+    G = sampling.minibatch_gradients(
+        model, F.cross_entropy, x, y, idx, backend="contract", chunk_size=7
+    )
     torch.testing.assert_close(G, naive(model, x, y, idx), rtol=1e-10, atol=1e-12)
 
 
@@ -161,8 +223,15 @@ def test_auto_backend_choice():
     x, y = data()
     idx = torch.arange(32).reshape(2, 16)
     # on the CPU convolutional nets use the loop (measured faster there), dense nets contract
-    for name, expected in [("mlp", "contract"), ("tokens", "contract"), ("cnn", "loop"), ("cnn_bn", "loop")]:
-        _, info = sampling.minibatch_gradients(make(name), F.cross_entropy, x, y, idx, return_info=True)
+    for name, expected in [
+        ("mlp", "contract"),
+        ("tokens", "contract"),
+        ("cnn", "loop"),
+        ("cnn_bn", "loop"),
+    ]:
+        _, info = sampling.minibatch_gradients(
+            make(name), F.cross_entropy, x, y, idx, return_info=True
+        )
         assert info["backend"] == expected
 
 
@@ -181,13 +250,26 @@ def test_contract_applies_any_loss_per_minibatch():
     idx = sampling.sample_indices(len(x), 16, 5, torch.Generator().manual_seed(3))
     for loss in (weird_loss, item_loss):
         ref = naive(model, x, y, idx, loss)
-        G, info = sampling.minibatch_gradients(model, loss, x, y, idx, chunk_size=2, return_info=True)
+        G, info = sampling.minibatch_gradients(
+            model, loss, x, y, idx, chunk_size=2, return_info=True
+        )
         assert info["backend"] == "contract" and "fallback" not in info
         torch.testing.assert_close(G, ref, rtol=1e-10, atol=1e-12)
-        st = sampling.gradient_stats(model, loss, x, y, batch_size=16, num_batches=5, chunk_size=2, jackknife_groups=0,
-                                     generator=torch.Generator().manual_seed(3))
+        st = sampling.gradient_stats(
+            model,
+            loss,
+            x,
+            y,
+            batch_size=16,
+            num_batches=5,
+            chunk_size=2,
+            jackknife_groups=0,
+            generator=torch.Generator().manual_seed(3),
+        )
         assert st.info["backend"] == "contract"
-        np.testing.assert_allclose(st.norms, torch.linalg.vector_norm(ref, dim=1).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(
+            st.norms, torch.linalg.vector_norm(ref, dim=1).numpy(), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("backend", ["loop", "vmap", "auto"])
@@ -206,7 +288,16 @@ def test_model_state_untouched(backend):
     expected_next = torch.rand(3)
     torch.manual_seed(123)
     with pytest.warns(UserWarning, match="eval mode"):  # measured in train mode, and it says so
-        sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=8, num_batches=5, backend=backend, generator=torch.Generator().manual_seed(0))
+        sampling.gradient_stats(
+            model,
+            F.cross_entropy,
+            x,
+            y,
+            batch_size=8,
+            num_batches=5,
+            backend=backend,
+            generator=torch.Generator().manual_seed(0),
+        )
     assert torch.equal(torch.rand(3), expected_next)  # global RNG state as it was
     assert [m.training for m in model.modules()] == modes
     for k, v in model.state_dict().items():
@@ -240,7 +331,17 @@ def test_streaming_stats_equal_full_matrix(name):
     model = make(name)
     x, y = data()
     m, b = 12, 10
-    st = sampling.gradient_stats(model, F.cross_entropy, x, y, batch_size=b, num_batches=m, generator=torch.Generator().manual_seed(5), chunk_size=5, jackknife_groups=m)
+    st = sampling.gradient_stats(
+        model,
+        F.cross_entropy,
+        x,
+        y,
+        batch_size=b,
+        num_batches=m,
+        generator=torch.Generator().manual_seed(5),
+        chunk_size=5,
+        jackknife_groups=m,
+    )
     idx = sampling.sample_indices(len(x), b, m, torch.Generator().manual_seed(5))
     G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop").numpy()
     ref = reference_stats(G)
@@ -267,16 +368,34 @@ def test_results_do_not_depend_on_chunk_size_and_are_seeded():
     x, y = data()
     kw = dict(batch_size=8, num_batches=11, jackknife_groups=4)
     runs = [
-        sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(9), chunk_size=c, **kw)
+        sampling.gradient_stats(
+            model,
+            F.cross_entropy,
+            x,
+            y,
+            generator=torch.Generator().manual_seed(9),
+            chunk_size=c,
+            **kw,
+        )
         for c in (1, 3, 11)
     ]
     for r in runs[1:]:
         for k, v in runs[0].all.to_dict().items():
             if isinstance(v, float):
                 assert getattr(r.all, k) == pytest.approx(v, rel=1e-10, abs=1e-300), k
-    again = sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(9), chunk_size=3, **kw)
+    again = sampling.gradient_stats(
+        model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(9), chunk_size=3, **kw
+    )
     assert again.all == runs[1].all
-    other = sampling.gradient_stats(model, F.cross_entropy, x, y, generator=torch.Generator().manual_seed(10), chunk_size=3, **kw)
+    other = sampling.gradient_stats(
+        model,
+        F.cross_entropy,
+        x,
+        y,
+        generator=torch.Generator().manual_seed(10),
+        chunk_size=3,
+        **kw,
+    )
     assert other.all.kappa_raw != runs[1].all.kappa_raw
 
 
@@ -340,9 +459,13 @@ def test_minibatch_gradients_bad_input():
     model = make("mlp")
     x, y = data()
     with pytest.raises(ValueError, match="same number of examples"):
-        sampling.minibatch_gradients(model, F.cross_entropy, x, y[:-1], torch.zeros(2, 3, dtype=torch.long))
+        sampling.minibatch_gradients(
+            model, F.cross_entropy, x, y[:-1], torch.zeros(2, 3, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match="non-empty"):
-        sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.zeros(0, 3, dtype=torch.long))
+        sampling.minibatch_gradients(
+            model, F.cross_entropy, x, y, torch.zeros(0, 3, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match=r"must lie in \[0, 119\]"):
         sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.tensor([[0, 120]]))
     with pytest.raises(ValueError, match=r"must lie in \[0, 119\]"):
@@ -350,10 +473,19 @@ def test_minibatch_gradients_bad_input():
     with pytest.raises(ValueError, match="integers"):
         sampling.minibatch_gradients(model, F.cross_entropy, x, y, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="does not support"):
-        sampling.minibatch_gradients(make("cnn_bn"), F.cross_entropy, x, y, torch.zeros(2, 3, dtype=torch.long), backend="contract")
+        sampling.minibatch_gradients(
+            make("cnn_bn"),
+            F.cross_entropy,
+            x,
+            y,
+            torch.zeros(2, 3, dtype=torch.long),
+            backend="contract",
+        )
 
 
-@pytest.mark.parametrize("compare_max,table", [(128, 2**24), (0, 2**24), (0, 25)])  # 25: many row blocks
+@pytest.mark.parametrize(
+    "compare_max,table", [(128, 2**24), (0, 2**24), (0, 25)]
+)  # 25: many row blocks
 def test_sample_indices_uniform_ordered_subsets(monkeypatch, compare_max, table):
     from itertools import combinations
 
@@ -397,13 +529,19 @@ def test_accumulator_column_pieces_and_float32(monkeypatch, dtype, rel):
 
     monkeypatch.setattr(stats, "COLUMN_BLOCK", 7)
     rng = np.random.default_rng(3)
-    G = (rng.standard_normal((30, 100)) + 0.3).astype(np.float32 if dtype == torch.float32 else np.float64)
+    G = (rng.standard_normal((30, 100)) + 0.3).astype(
+        np.float32 if dtype == torch.float32 else np.float64
+    )
     acc = GradientAccumulator([60, 40], ["a", "b"], 30, jackknife_groups=30)
     for s in range(0, 30, 8):
         acc.update(torch.tensor(G[s : s + 8]))
     total, layers = acc.finalize()
     G64 = G.astype(np.float64)
-    for st, cols in [(total, slice(0, 100)), (layers[0], slice(0, 60)), (layers[1], slice(60, 100))]:
+    for st, cols in [
+        (total, slice(0, 100)),
+        (layers[0], slice(0, 60)),
+        (layers[1], slice(60, 100)),
+    ]:
         ref = reference_stats(G64[:, cols])
         for key, val in ref.items():
             assert getattr(st, key) == pytest.approx(val, rel=rel), (st.name, key)
@@ -430,7 +568,9 @@ def test_loop_gives_every_minibatch_the_model_as_it_was():
     x, y = data()
     idx = sampling.sample_indices(len(x), 8, 5, torch.Generator().manual_seed(4))
     ref = naive(model, x, y, idx)
-    G = sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, backend="loop", chunk_size=5)
+    G = sampling.minibatch_gradients(
+        model, F.cross_entropy, x, y, idx, backend="loop", chunk_size=5
+    )
     torch.testing.assert_close(G, ref, rtol=1e-12, atol=1e-14)
     assert torch.equal(model.shift, torch.zeros(10, dtype=torch.float64))
 
@@ -438,7 +578,9 @@ def test_loop_gives_every_minibatch_the_model_as_it_was():
 def test_spot_check_runs_once_per_model_and_structure(monkeypatch):
     calls = []
     real = sampling._spot_check
-    monkeypatch.setattr(sampling, "_spot_check", lambda job, chunk: calls.append(1) or real(job, chunk))
+    monkeypatch.setattr(
+        sampling, "_spot_check", lambda job, chunk: calls.append(1) or real(job, chunk)
+    )
     model = make("mlp")
     x, y = data()
     idx = sampling.sample_indices(len(x), 16, 5, torch.Generator().manual_seed(3))
@@ -448,7 +590,9 @@ def test_spot_check_runs_once_per_model_and_structure(monkeypatch):
             model[1].weight.mul_(1.1)
     assert len(calls) == 1 and info["spot_check"] < 1e-12
     sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx[:, :8])  # another minibatch size
-    sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx, out=torch.empty(5, 1810, dtype=torch.float32))
+    sampling.minibatch_gradients(
+        model, F.cross_entropy, x, y, idx, out=torch.empty(5, 1810, dtype=torch.float32)
+    )
     assert len(calls) == 3  # the rows' dtype is part of the structure too (it sets the tolerance)
     model[2] = nn.ReLU()  # a different layer: checked again
     sampling.minibatch_gradients(model, F.cross_entropy, x, y, idx)

@@ -47,13 +47,17 @@ def test_minibatch_gradients_match_vmflib_sampling():
     idx = sampling.sample_indices(p.n, 8, 6, torch.Generator().manual_seed(0))
     X, y = p.torch_data()
     G = sampling.minibatch_gradients(p.torch_model(w), toy.squared_loss, X, y, idx)
-    np.testing.assert_allclose(G.numpy(), p.minibatch_gradients(w, idx.numpy()), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        G.numpy(), p.minibatch_gradients(w, idx.numpy()), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_minimizer_has_zero_gradient_but_noisy_examples():
     p = toy.make_problem(n=300, d=20, noise=1.0, seed=4)
     w_hat = p.minimizer()
-    assert np.linalg.norm(p.full_gradient(w_hat)) < 1e-12 * np.linalg.norm(p.full_gradient(np.zeros(p.d)))
+    assert np.linalg.norm(p.full_gradient(w_hat)) < 1e-12 * np.linalg.norm(
+        p.full_gradient(np.zeros(p.d))
+    )
     mom = toy.minibatch_moments(p, w_hat, 10)
     assert mom.trace_sigma > 1.0  # per-example gradients stay noisy
     assert mom.rho < 1e-24
@@ -76,7 +80,9 @@ def test_make_problem_is_deterministic_and_checks_input():
 def test_moments_equal_enumeration_of_all_minibatches(b):
     p = _small()
     w = np.array([0.3, -1.0, 2.0, 0.1])
-    subsets = np.array(list(itertools.combinations(range(p.n), b)))  # every minibatch, equally likely
+    subsets = np.array(
+        list(itertools.combinations(range(p.n), b))
+    )  # every minibatch, equally likely
     G = p.minibatch_gradients(w, subsets)
     mean = G.mean(axis=0)
     cov = (G - mean).T @ (G - mean) / len(G)
@@ -84,7 +90,9 @@ def test_moments_equal_enumeration_of_all_minibatches(b):
     np.testing.assert_allclose(mom.grad, mean, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(mom.cov, cov, rtol=1e-10, atol=1e-13)
     assert mom.mean_sq_norm == pytest.approx(float(np.mean(np.sum(G * G, axis=1))), rel=1e-12)
-    assert mom.mean_sq_norm == pytest.approx(mom.grad_norm2 + (p.n - b) / (p.n - 1) * mom.trace_sigma / b, rel=1e-14)
+    assert mom.mean_sq_norm == pytest.approx(
+        mom.grad_norm2 + (p.n - b) / (p.n - 1) * mom.trace_sigma / b, rel=1e-14
+    )
     if b == p.n:
         assert mom.trace_cov == 0.0
 
@@ -148,7 +156,10 @@ def test_expected_kappa_against_simulation(where):
     # E[Rbar^2] = 1/m + (1 - 1/m) |E u|^2 and the raw kappa of m directions
     S2 = np.array([np.sum(U[k * m : (k + 1) * m].sum(axis=0) ** 2) for k in range(reps)])
     rbar2 = S2 / m**2
-    assert abs(rbar2.mean() - pred.rbar2) < Z_TOL * rbar2.std(ddof=1) / np.sqrt(reps) + 0.02 * pred.rbar2
+    assert (
+        abs(rbar2.mean() - pred.rbar2)
+        < Z_TOL * rbar2.std(ddof=1) / np.sqrt(reps) + 0.02 * pred.rbar2
+    )
     kraw = np.asarray(vmf.kappa_from_resultant(S2, m, p.d))
     assert kraw.mean() == pytest.approx(pred.kappa_raw, rel=0.03)
     if where == "minimum":
@@ -165,7 +176,9 @@ def test_snr_from_rbar_is_exact_for_constant_norms():
         gbar = G.mean(axis=0)
         V = np.sum(G.var(axis=0, ddof=1))
         rbar = np.linalg.norm(U.sum(axis=0)) / m
-        assert np.linalg.norm(gbar) / np.sqrt(V) == pytest.approx(toy.snr_from_rbar(rbar, m), rel=1e-12)
+        assert np.linalg.norm(gbar) / np.sqrt(V) == pytest.approx(
+            toy.snr_from_rbar(rbar, m), rel=1e-12
+        )
     r = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(toy.snr_from_rbar(r), r / np.sqrt(1 - r * r))
     np.testing.assert_allclose(toy.kappa_of_rbar(r, 50), vmf.kappa_mle(r, 50))

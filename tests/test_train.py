@@ -16,7 +16,9 @@ import torch
 from vmflib import results
 from vmflib.train import RunConfig, measurement_steps, run
 
-TINY = dict(dataset="synthetic", data_kwargs={"n": 384}, batch_size=32, m=8, lr=0.2, eval_examples=None)
+TINY = dict(
+    dataset="synthetic", data_kwargs={"n": 384}, batch_size=32, m=8, lr=0.2, eval_examples=None
+)
 TIMING = ["measure_seconds"]
 
 
@@ -31,9 +33,25 @@ def test_tiny_run_end_to_end(tmp_path, model):
     meas, layers, meta = results.load_run(out)
     assert meta["status"] == "complete"
     assert not (out / results.CHECKPOINT).exists()
-    assert list(meas["step"]) == meta["schedule_steps"] == measurement_steps(cfg, meta["steps_per_epoch"])
+    assert (
+        list(meas["step"])
+        == meta["schedule_steps"]
+        == measurement_steps(cfg, meta["steps_per_epoch"])
+    )
     assert meas["step"].iloc[0] == 0 and meas["epoch"].iloc[-1] == 2.0
-    for col in ("train_loss", "test_acc", "gs", "gns", "snr", "kappa_raw", "kappa_debiased", "kappa_se", "null_lo", "null_hi", "rayleigh_p"):
+    for col in (
+        "train_loss",
+        "test_acc",
+        "gs",
+        "gns",
+        "snr",
+        "kappa_raw",
+        "kappa_debiased",
+        "kappa_se",
+        "null_lo",
+        "null_hi",
+        "rayleigh_p",
+    ):
         assert meas[col].notna().all(), col
     assert (meas["m"] == 8).all() and (meas["d"] == meta["d"]).all()
     assert meas["train_loss"].iloc[-1] < meas["train_loss"].iloc[0]  # it learns
@@ -55,7 +73,9 @@ def test_schedule():
     cfg = tiny(epochs=3, measure_every=0.5, measure_log=4, measure_at=(0.1,))
     steps = measurement_steps(cfg, 10)
     assert steps == sorted(set(steps))
-    assert {0, 1, 5, 10, 15, 20, 25, 30}.issubset(steps)  # init, log-spaced from step 1, every half epoch
+    assert {0, 1, 5, 10, 15, 20, 25, 30}.issubset(
+        steps
+    )  # init, log-spaced from step 1, every half epoch
     assert 2 in steps or 3 in steps  # log-spaced early points
     assert measurement_steps(tiny(epochs=2, measure_every=0), 10) == [0]
 

@@ -14,7 +14,13 @@ from scipy import stats
 from scipy.stats import vonmises_fisher
 
 from vmflib import vmf
-from vmflib.reference import TABLE_DIMS, bessel_ratio_mp, kappa_mle_mp, random_walk_3d_cdf, reference_rows
+from vmflib.reference import (
+    TABLE_DIMS,
+    bessel_ratio_mp,
+    kappa_mle_mp,
+    random_walk_3d_cdf,
+    reference_rows,
+)
 
 TABLE = Path(__file__).parent / "data" / "bessel_ratio_large_d.csv"
 # What the issue demands is 1e-10; the implementation reaches a few ulp, and we test that.
@@ -237,7 +243,9 @@ def test_debiasing_uniform_directions_in_high_dimension():
 
 
 # --- sampling ------------------------------------------------------------------------------
-@pytest.mark.parametrize("d,kappa", [(2, 0.0), (3, 1.0), (10, 500.0), (1000, 30.0), (5000, 1e6), (200, 1e9)])
+@pytest.mark.parametrize(
+    "d,kappa", [(2, 0.0), (3, 1.0), (10, 500.0), (1000, 30.0), (5000, 1e6), (200, 1e9)]
+)
 def test_sample_mean_cosine_is_bessel_ratio(d, kappa):
     rng = np.random.default_rng(7)
     mu = rng.standard_normal(d)
@@ -279,7 +287,17 @@ def _uniform_resultants(reps, n, d, rng):
     return np.concatenate(out)
 
 
-NULL_BAND_CASES = [(2, 3), (3, 2), (3, 5), (6, 3), (20, 2), (10, 10), (50, 200), (100, 500), (10, 5000)]
+NULL_BAND_CASES = [
+    (2, 3),
+    (3, 2),
+    (3, 5),
+    (6, 3),
+    (20, 2),
+    (10, 10),
+    (50, 200),
+    (100, 500),
+    (10, 5000),
+]
 
 
 @pytest.mark.parametrize("n,d", NULL_BAND_CASES)
@@ -329,10 +347,14 @@ def test_uniform_resultant_quantiles_vectorised_equals_one_at_a_time():
     for j in range(n.size):
         one = vmf.uniform_resultant_quantiles([n[j]], [d[j]], q)[:, 0]
         np.testing.assert_array_equal(many[:, j], one)
-        np.testing.assert_array_equal(vmf.kappa_from_resultant(one, n[j], d[j]), vmf.uniform_kappa_quantiles(n[j], d[j], q))
+        np.testing.assert_array_equal(
+            vmf.kappa_from_resultant(one, n[j], d[j]), vmf.uniform_kappa_quantiles(n[j], d[j], q)
+        )
         assert p_many[j] == vmf.rayleigh_pvalue(rbar[j], n[j], d[j])
     assert np.all(np.diff(many, axis=0) > 0) and np.all(many < n**2)
-    np.testing.assert_allclose(p_many, 0.5, atol=1e-6)  # the median's p-value is 1/2 (continuous laws)
+    np.testing.assert_allclose(
+        p_many, 0.5, atol=1e-6
+    )  # the median's p-value is 1/2 (continuous laws)
 
 
 # --- exact null law ------------------------------------------------------------------------
@@ -427,7 +449,10 @@ def test_rayleigh_pvalues_and_null_quantiles_calibrated_by_simulation(n, d):
     assert np.all(((p_some[:, None] <= alphas) == (some[:, None] >= Q)) | near)
     for alpha, q_level in zip(alphas, Q):
         rejected = (s2 >= q_level).mean()  # = P(p <= alpha)
-        assert abs(rejected - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / reps) + 0.002, (alpha, rejected)
+        assert abs(rejected - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / reps) + 0.002, (
+            alpha,
+            rejected,
+        )
     q = np.array([0.025, 0.5, 0.975])
     band = vmf.uniform_resultant_quantiles([n], [d], q)[:, 0]
     cover = np.array([(s2 <= b).mean() for b in band])
@@ -437,7 +462,9 @@ def test_rayleigh_pvalues_and_null_quantiles_calibrated_by_simulation(n, d):
 def test_rayleigh_pvalue_limits_on_the_exact_law():
     for n, d in [(3, 2), (5, 3), (30, 10), (8, 50)]:
         p = vmf.rayleigh_pvalue(np.linspace(0.0, 1.0, 41), n, d)
-        assert p[0] == pytest.approx(1.0, abs=1e-12) and p[-1] == 0.0 and np.all(np.diff(p) <= 1e-12)
+        assert (
+            p[0] == pytest.approx(1.0, abs=1e-12) and p[-1] == 0.0 and np.all(np.diff(p) <= 1e-12)
+        )
     assert isinstance(vmf.rayleigh_pvalue(0.5, 4, 3), float)
 
 
@@ -462,7 +489,9 @@ def test_jackknife_se_tracks_sampling_spread():
     d, kappa, n = 500, 200.0, 60
     mu = np.zeros(d)
     mu[0] = 1.0
-    fits = [vmf.fit(vmf.sample(mu, kappa, n, rng=s), debias=True, jackknife=True) for s in range(200)]
+    fits = [
+        vmf.fit(vmf.sample(mu, kappa, n, rng=s), debias=True, jackknife=True) for s in range(200)
+    ]
     spread = np.std([f.kappa for f in fits], ddof=1)
     mean_se = np.mean([f.se for f in fits])
     assert 0.7 < mean_se / spread < 1.5
@@ -487,7 +516,10 @@ def test_jackknife_se_tracks_sampling_spread():
         (lambda: vmf.fit(np.ones(5)), "2-D"),
         (lambda: vmf.fit(np.ones((5, 1))), "d >= 2"),
         (lambda: vmf.fit(np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])), r"zero rows \[1\]"),
-        (lambda: vmf.fit(np.array([[1.0, np.inf], [0.0, 1.0]])), r"non-finite entries in rows \[0\]"),
+        (
+            lambda: vmf.fit(np.array([[1.0, np.inf], [0.0, 1.0]])),
+            r"non-finite entries in rows \[0\]",
+        ),
         (lambda: vmf.fit(np.array([[1.0, 0.0], [2.0, 0.0]])), "same direction"),
         (lambda: vmf.fit(np.eye(3), method="sra"), "method must be one of"),
         (lambda: vmf.sample(np.zeros(3), 1.0, 5), "nonzero"),

@@ -63,14 +63,27 @@ def per_run_claim_a(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run: Spearman(epoch, debiased kappa), kappa at the first and last point."""
     rows = []
     for run, g in df.sort_values("step").groupby("run", sort=False):
-        rho = sps.spearmanr(g["epoch"], g["kappa_debiased"]).statistic if len(g) >= 3 and g["kappa_debiased"].nunique() > 1 else np.nan
-        rows.append({
-            "run": run, "model": g["model"].iloc[0], "seed": g["seed"].iloc[0], "points": len(g),
-            "rho_epoch_kappa": float(rho), "kappa_first": float(g["kappa_debiased"].iloc[0]),
-            "kappa_max": float(g["kappa_debiased"].max()), "kappa_last": float(g["kappa_debiased"].iloc[-1]),
-            "null_hi_last": float(g["null_hi"].iloc[-1]), "kappa_raw_last": float(g["kappa_raw"].iloc[-1]),
-            "rayleigh_p_last": float(g["rayleigh_p"].iloc[-1]), "test_acc_last": float(g["test_acc"].iloc[-1]),
-        })
+        rho = (
+            sps.spearmanr(g["epoch"], g["kappa_debiased"]).statistic
+            if len(g) >= 3 and g["kappa_debiased"].nunique() > 1
+            else np.nan
+        )
+        rows.append(
+            {
+                "run": run,
+                "model": g["model"].iloc[0],
+                "seed": g["seed"].iloc[0],
+                "points": len(g),
+                "rho_epoch_kappa": float(rho),
+                "kappa_first": float(g["kappa_debiased"].iloc[0]),
+                "kappa_max": float(g["kappa_debiased"].max()),
+                "kappa_last": float(g["kappa_debiased"].iloc[-1]),
+                "null_hi_last": float(g["null_hi"].iloc[-1]),
+                "kappa_raw_last": float(g["kappa_raw"].iloc[-1]),
+                "rayleigh_p_last": float(g["rayleigh_p"].iloc[-1]),
+                "test_acc_last": float(g["test_acc"].iloc[-1]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -90,11 +103,19 @@ def claim_a_table(df: pd.DataFrame) -> pd.DataFrame:
             verdict = "not supported"
         else:
             verdict = "mixed"
-        rows.append({
-            "model": model, "seeds": len(g), "rho(epoch, kappa)": mean, "ci_lo": lo, "ci_hi": hi,
-            "kappa first": g["kappa_first"].mean(), "kappa last": g["kappa_last"].mean(),
-            "last/first": (g["kappa_last"] / g["kappa_first"]).mean(), "verdict": verdict,
-        })
+        rows.append(
+            {
+                "model": model,
+                "seeds": len(g),
+                "rho(epoch, kappa)": mean,
+                "ci_lo": lo,
+                "ci_hi": hi,
+                "kappa first": g["kappa_first"].mean(),
+                "kappa last": g["kappa_last"].mean(),
+                "last/first": (g["kappa_last"] / g["kappa_first"]).mean(),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -105,8 +126,18 @@ def per_run_claim_b(df: pd.DataFrame) -> pd.DataFrame:
         du = 1.0 / g["kappa_raw"].to_numpy(dtype=float)
         r_du, rho_du = _corr(g["gs"], du)
         r_gns, rho_gns = _corr(g["gs"], g["gns"])
-        rows.append({"run": run, "model": g["model"].iloc[0], "seed": g["seed"].iloc[0], "points": len(g),
-                     "r_gs_du": r_du, "rho_gs_du": rho_du, "r_gs_gns": r_gns, "rho_gs_gns": rho_gns})
+        rows.append(
+            {
+                "run": run,
+                "model": g["model"].iloc[0],
+                "seed": g["seed"].iloc[0],
+                "points": len(g),
+                "r_gs_du": r_du,
+                "rho_gs_du": rho_du,
+                "r_gs_gns": r_gns,
+                "rho_gs_gns": rho_gns,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -126,19 +157,33 @@ def claim_b_table(df: pd.DataFrame) -> pd.DataFrame:
         rho_du = fisher_mean_ci(g["rho_gs_du"])
         rho_gns = fisher_mean_ci(g["rho_gs_gns"])
         diff = mean_ci(g["r_gs_du"].abs() - g["r_gs_gns"].abs())
-        every = bool(((g["r_gs_du"].abs() > g["r_gs_gns"].abs()) & (g["rho_gs_du"].abs() > g["rho_gs_gns"].abs())).all())
+        every = bool(
+            (
+                (g["r_gs_du"].abs() > g["r_gs_gns"].abs())
+                & (g["rho_gs_du"].abs() > g["rho_gs_gns"].abs())
+            ).all()
+        )
         if np.isfinite(diff[0]) and every and (len(g) < 2 or diff[1] > 0):
             verdict = "supported"
         elif not np.isfinite(diff[0]) or diff[0] <= 0:
             verdict = "not supported"
         else:
             verdict = "mixed"
-        rows.append({
-            "model": model, "seeds": len(g),
-            "r(GS,DU)": r_du[0], "r(GS,DU) CI": _fmt_ci(r_du), "r(GS,GNS)": r_gns[0], "r(GS,GNS) CI": _fmt_ci(r_gns),
-            "rho(GS,DU)": rho_du[0], "rho(GS,GNS)": rho_gns[0],
-            "|r_DU|-|r_GNS|": diff[0], "diff CI": _fmt_ci(diff), "verdict": verdict,
-        })
+        rows.append(
+            {
+                "model": model,
+                "seeds": len(g),
+                "r(GS,DU)": r_du[0],
+                "r(GS,DU) CI": _fmt_ci(r_du),
+                "r(GS,GNS)": r_gns[0],
+                "r(GS,GNS) CI": _fmt_ci(r_gns),
+                "rho(GS,DU)": rho_du[0],
+                "rho(GS,GNS)": rho_gns[0],
+                "|r_DU|-|r_GNS|": diff[0],
+                "diff CI": _fmt_ci(diff),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 

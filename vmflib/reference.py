@@ -18,7 +18,7 @@ in R^3, against which the exact null law in vmflib.vmf is checked.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from math import comb, factorial
 
 import mpmath as mp
@@ -28,7 +28,7 @@ DEBYE_MIN_NU = 200
 DEBYE_MAX_TERMS = 30
 
 
-@lru_cache(maxsize=None)
+@cache
 def _debye_u(k: int) -> tuple[Fraction, ...]:
     """Coefficients (in p^0, p^1, ...) of Debye's polynomial U_k(p), exactly.
 
@@ -62,7 +62,9 @@ def _log_besseli_debye(nu, x):
     prev = None
     for k in range(DEBYE_MAX_TERMS):
         coeffs = _debye_u(k)
-        term = mp.polyval([mp.mpf(c.numerator) / c.denominator for c in reversed(coeffs)], p) / nu**k
+        term = (
+            mp.polyval([mp.mpf(c.numerator) / c.denominator for c in reversed(coeffs)], p) / nu**k
+        )
         total += term
         if abs(term) < mp.mpf(10) ** (-(DPS + 5)) * abs(total):
             break
@@ -164,7 +166,9 @@ def random_walk_3d_cdf(r, n: int) -> Fraction:
             break
         upper = min(r, Fraction(c))
 
-        def antiderivative(u, c=c):  # of (c - u) u^(n-2), u = c - s: s (c - s)^(n-2) ds = -(c - u) u^(n-2) du
+        def antiderivative(
+            u, c=c
+        ):  # of (c - u) u^(n-2), u = c - s: s (c - s)^(n-2) ds = -(c - u) u^(n-2) du
             return c * u ** (n - 1) / (n - 1) - u**n / n
 
         total += (-1) ** k * comb(n, k) * (antiderivative(Fraction(c)) - antiderivative(c - upper))
@@ -178,4 +182,3 @@ if __name__ == "__main__":  # regenerate the committed table
     w = csv.writer(sys.stdout, lineterminator="\n")
     w.writerow(["d", "kappa", "A", "one_minus_A"])
     w.writerows(reference_rows())
-

@@ -39,8 +39,24 @@ RUN_NOTEBOOK = "train_and_measure.ipynb"
 CHAPTER_NOTEBOOKS = ("vmf_estimation.ipynb", "toy_model.ipynb")
 RESULTS_NOTEBOOKS = ("claim_a.ipynb", "claim_b.ipynb")
 #: RunConfig fields that train_and_measure.ipynb takes as named parameters (others go in `extra`).
-RUN_NB_PARAMS = ("dataset", "model", "seed", "lr", "batch_size", "epochs", "measure_every", "measure_log", "measure_at",
-                 "m", "measure_batch_size", "chunk_size", "backend", "train_examples", "eval_examples", "device")
+RUN_NB_PARAMS = (
+    "dataset",
+    "model",
+    "seed",
+    "lr",
+    "batch_size",
+    "epochs",
+    "measure_every",
+    "measure_log",
+    "measure_at",
+    "m",
+    "measure_batch_size",
+    "chunk_size",
+    "backend",
+    "train_examples",
+    "eval_examples",
+    "device",
+)
 PROFILE_KEYS = {"name", "description", "defaults", "runs", "chapters", "results"}
 
 
@@ -73,7 +89,9 @@ def profile_path(profile: str) -> Path:
     p = PROFILES / f"{profile}.yaml"
     if not p.exists():
         known = sorted(q.stem for q in PROFILES.glob("*.yaml"))
-        raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(known)} (or pass a .yaml path)")
+        raise ValueError(
+            f"unknown profile {profile!r}; known profiles: {', '.join(known)} (or pass a .yaml path)"
+        )
     return p
 
 
@@ -87,10 +105,14 @@ def load_profile(profile: str) -> dict:
         raise ValueError(f"{path}: a profile must be a YAML mapping")
     unknown = set(prof) - PROFILE_KEYS
     if unknown:
-        raise ValueError(f"{path}: unknown profile keys {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}")
+        raise ValueError(
+            f"{path}: unknown profile keys {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}"
+        )
     prof.setdefault("name", path.stem)
     if not isinstance(prof.get("runs"), list) or not prof["runs"]:
-        raise ValueError(f"{path}: 'runs' must be a non-empty list of {{model: ..., seeds: [...]}} entries")
+        raise ValueError(
+            f"{path}: 'runs' must be a non-empty list of {{model: ..., seeds: [...]}} entries"
+        )
     defaults = prof.get("defaults") or {}
     for i, entry in enumerate(prof["runs"]):
         if not isinstance(entry, dict) or "model" not in entry:
@@ -102,15 +124,21 @@ def load_profile(profile: str) -> dict:
             try:
                 RunConfig.from_dict(_run_fields(defaults, entry, seed))
             except (TypeError, ValueError) as e:
-                raise ValueError(f"{path}: runs[{i}] (model {entry['model']}, seed {seed}): {e}") from None
+                raise ValueError(
+                    f"{path}: runs[{i}] (model {entry['model']}, seed {seed}): {e}"
+                ) from None
     for section in ("chapters", "results"):
         val = prof.get(section) or {}
         if not isinstance(val, dict):
-            raise ValueError(f"{path}: '{section}' must be a mapping of notebook name -> parameters")
+            raise ValueError(
+                f"{path}: '{section}' must be a mapping of notebook name -> parameters"
+            )
         allowed = CHAPTER_NOTEBOOKS if section == "chapters" else RESULTS_NOTEBOOKS
         for nb in val:
             if f"{nb}.ipynb" not in allowed:
-                raise ValueError(f"{path}: {section}.{nb} is not one of {[a[:-6] for a in allowed]}")
+                raise ValueError(
+                    f"{path}: {section}.{nb} is not one of {[a[:-6] for a in allowed]}"
+                )
     return prof
 
 
@@ -126,34 +154,21 @@ def run_name(fields: dict) -> str:
 
 
 # --- jobs and cache keys -----------------------------------------------------------------
-def _sha256_files(paths) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def data_fingerprint(dataset: str, data_root) -> str:
-    """Fingerprint of a dataset's files on disk (cheap: file bytes, not decoded tensors)."""
-    from .data import data_root as resolve
+    """Fingerprint of a dataset's files on disk (:func:`vmflib.data.files_fingerprint`)."""
+    from .data import files_fingerprint
 
-    root = resolve(data_root)
-    if dataset == "mnist":
-        files = list((root / "MNIST" / "raw").glob("*-ubyte"))
-    elif dataset == "cifar10":
-        files = [p for p in (root / "cifar-10-batches-py").glob("*") if p.is_file()]
-    else:
-        return f"{dataset}:generated"
-    return _sha256_files(files) if files else f"{dataset}:absent"
+    return files_fingerprint(dataset, data_root)
 
 
 def expand_jobs(prof: dict, out: Path, *, data_root=None, device: str | None = None) -> list[Job]:
     """The profile's jobs, in dependency order (runs, chapters, results), with cache keys."""
     out = Path(out)
-    lib = sorted(p.stem for p in Path(results.__file__).parent.glob("*.py") if p.stem not in results.TOOL_MODULES)
+    lib = sorted(
+        p.stem
+        for p in Path(results.__file__).parent.glob("*.py")
+        if p.stem not in results.TOOL_MODULES
+    )
     code_all = results.code_version(lib).split("+")[0]
     code_run = results.code_version(results.RUN_MODULES).split("+")[0]
     defaults = prof.get("defaults") or {}
@@ -172,7 +187,11 @@ def expand_jobs(prof: dict, out: Path, *, data_root=None, device: str | None = N
             fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
             params = {k: v for k, v in fields.items() if k in RUN_NB_PARAMS}
             params["extra"] = {k: v for k, v in fields.items() if k not in RUN_NB_PARAMS}
-            params.update(out_dir=str(out / "runs" / name), data_root=None if data_root is None else str(data_root), replace_stale=True)
+            params.update(
+                out_dir=str(out / "runs" / name),
+                data_root=None if data_root is None else str(data_root),
+                replace_stale=True,
+            )
             jobs.append(Job(name, RUN_NOTEBOOK, params, "run"))
             data_of[name] = fps[ds]
     for nb, params in (prof.get("chapters") or {}).items():
@@ -184,10 +203,18 @@ def expand_jobs(prof: dict, out: Path, *, data_root=None, device: str | None = N
     keys: dict[str, str] = {}
     for j in jobs:
         j.output = str(out / "notebooks" / f"{j.name}.ipynb")
-        nb_hash = _sha256_files([NOTEBOOKS / j.notebook])
-        j.key = hashlib.sha256(results.canonical_json(
-            {"notebook": nb_hash, "parameters": j.parameters, "code": code_run if j.kind == "run" else code_all, "data": data_of.get(j.name, ""), "deps": [keys[d] for d in j.deps]}
-        ).encode()).hexdigest()
+        nb_hash = hashlib.sha256((NOTEBOOKS / j.notebook).read_bytes()).hexdigest()
+        j.key = hashlib.sha256(
+            results.canonical_json(
+                {
+                    "notebook": nb_hash,
+                    "parameters": j.parameters,
+                    "code": code_run if j.kind == "run" else code_all,
+                    "data": data_of.get(j.name, ""),
+                    "deps": [keys[d] for d in j.deps],
+                }
+            ).encode()
+        ).hexdigest()
         keys[j.name] = j.key
     return jobs
 
@@ -214,11 +241,18 @@ def execute_job(job: Job, cwd: str) -> JobResult:
     tmp = Path(job.output).with_name(f".running.{Path(job.output).name}")
     try:
         pm.execute_notebook(
-            str(NOTEBOOKS / job.notebook), str(tmp), parameters=job.parameters,
-            kernel_name="python3", progress_bar=False, cwd=cwd, log_output=False,
+            str(NOTEBOOKS / job.notebook),
+            str(tmp),
+            parameters=job.parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=cwd,
+            log_output=False,
         )
     except Exception as e:  # noqa: BLE001 - reported, not raised: the batch goes on
-        return JobResult(job.name, "failed", time.perf_counter() - t0, describe_failure(job, e, tmp))
+        return JobResult(
+            job.name, "failed", time.perf_counter() - t0, describe_failure(job, e, tmp)
+        )
     tmp.replace(job.output)
     return JobResult(job.name, "ok", time.perf_counter() - t0)
 
@@ -234,25 +268,49 @@ def describe_failure(job: Job, err: Exception, partial: Path) -> str:
         index, src = err.cell_index, ""
         try:
             cells = json.loads((NOTEBOOKS / job.notebook).read_text())["cells"]
-            tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+            tagged = [
+                i
+                for i, c in enumerate(cells)
+                if "parameters" in c.get("metadata", {}).get("tags", [])
+            ]
             if tagged and job.parameters and index > tagged[0]:
                 index -= 1
             src = "".join(cells[index].get("source", "")).strip().splitlines()[0][:80]
         except Exception:  # noqa: BLE001
             pass
-        return (f"{job.notebook} (job {job.name}), cell {index} (execution count {err.exec_count})"
-                f"{f' [{src}]' if src else ''}: {err.ename}: {first_line}; partial output in {partial}")
+        return (
+            f"{job.notebook} (job {job.name}), cell {index} (execution count {err.exec_count})"
+            f"{f' [{src}]' if src else ''}: {err.ename}: {first_line}; partial output in {partial}"
+        )
     return f"{job.notebook} (job {job.name}): {type(err).__name__}: {err}"
 
 
 def _record(out: Path, job: Job, res: JobResult) -> None:
-    results.write_json(_cache_file(out, job), {
-        "job": job.name, "notebook": job.notebook, "parameters": job.parameters, "key": job.key,
-        "status": res.status, "seconds": res.seconds, "error": res.error, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    results.write_json(
+        _cache_file(out, job),
+        {
+            "job": job.name,
+            "notebook": job.notebook,
+            "parameters": job.parameters,
+            "key": job.key,
+            "status": res.status,
+            "seconds": res.seconds,
+            "error": res.error,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
-def run_jobs(jobs: list[Job], out: Path, *, n_jobs: int = 1, executor: str = "local", scheduler: str | None = None, force: bool = False, progress: bool = True) -> list[JobResult]:
+def run_jobs(
+    jobs: list[Job],
+    out: Path,
+    *,
+    n_jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[JobResult]:
     """Execute jobs phase by phase (runs + chapters, then results); skip cached ones."""
     from tqdm.auto import tqdm
 
@@ -274,18 +332,28 @@ def run_jobs(jobs: list[Job], out: Path, *, n_jobs: int = 1, executor: str = "lo
         if scheduler:
             client = Client(scheduler)
         else:
-            cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
+            )
             client = Client(cluster)
     elif executor != "local":
         raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
     try:
-        phases = [[j for j in jobs if j.kind != "results"], [j for j in jobs if j.kind == "results"]]
+        phases = [
+            [j for j in jobs if j.kind != "results"],
+            [j for j in jobs if j.kind == "results"],
+        ]
         for phase in phases:
             todo = []
             for j in phase:
                 failed_deps = [d for d in j.deps if done.get(d) and done[d].status == "failed"]
                 if failed_deps:
-                    res = JobResult(j.name, "failed", 0.0, f"{j.notebook} (job {j.name}): not run because {', '.join(failed_deps)} failed")
+                    res = JobResult(
+                        j.name,
+                        "failed",
+                        0.0,
+                        f"{j.notebook} (job {j.name}): not run because {', '.join(failed_deps)} failed",
+                    )
                     done[j.name] = res
                     bar.update(1)
                 elif not force and is_cached(out, j):
@@ -349,7 +417,9 @@ def assemble_book(prof: dict, out: Path, jobs: list[Job]) -> Path:
         else:  # keep the book buildable; say what failed
             rec = _cache_file(out, j)
             err = json.loads(rec.read_text()).get("error", "") if rec.exists() else "not run"
-            (nbdir / f"{j.name}.md").write_text(f"# {j.name} (failed)\n\nThis chapter's notebook did not run in this build:\n\n```text\n{err}\n```\n")
+            (nbdir / f"{j.name}.md").write_text(
+                f"# {j.name} (failed)\n\nThis chapter's notebook did not run in this build:\n\n```text\n{err}\n```\n"
+            )
     (book / "generated_runs.md").write_text(reproducibility_tables(prof, out, jobs))
     return book
 
@@ -359,53 +429,100 @@ def reproducibility_tables(prof: dict, out: Path, jobs: list[Job]) -> str:
     v = results.versions()
     lines = ["## Environment of this build", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | `{val}` |" for k, val in sorted(v.items())]
-    lines += ["", f"Profile **{prof['name']}**: {prof.get('description', '').strip()}", "",
-              "## Jobs", "", "| notebook | job | status | seconds | cache key |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Profile **{prof['name']}**: {prof.get('description', '').strip()}",
+        "",
+        "## Jobs",
+        "",
+        "| notebook | job | status | seconds | cache key |",
+        "|---|---|---|---|---|",
+    ]
     for j in jobs:
         f = _cache_file(out, j)
         rec = json.loads(f.read_text()) if f.exists() else {}
-        lines.append(f"| `{j.notebook}` | {j.name} | {rec.get('status', 'not run')} | {rec.get('seconds', float('nan')):.1f} | `{j.key[:12]}` |")
-    lines += ["", "## Training runs", "", "| run | d | device | status | seconds | data fingerprint | run cache key |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| `{j.notebook}` | {j.name} | {rec.get('status', 'not run')} | {rec.get('seconds', float('nan')):.1f} | `{j.key[:12]}` |"
+        )
+    lines += [
+        "",
+        "## Training runs",
+        "",
+        "| run | d | device | status | seconds | data fingerprint | run cache key |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for j in jobs:
         if j.kind != "run":
             continue
         mp = Path(j.parameters["out_dir"]) / results.META
         if mp.exists():
             m = json.loads(mp.read_text())
-            lines.append(f"| {j.name} | {m.get('d')} | {m.get('device')} | {m.get('status')} | {m.get('seconds', 0):.1f} | `{m.get('data_fingerprint', '')[:12]}` | `{m.get('cache_key', '')[:12]}` |")
+            lines.append(
+                f"| {j.name} | {m.get('d')} | {m.get('device')} | {m.get('status')} | {m.get('seconds', 0):.1f} | `{m.get('data_fingerprint', '')[:12]}` | `{m.get('cache_key', '')[:12]}` |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def build_book(book: Path) -> Path:
     """``jupyter-book build`` with warnings as errors; returns the HTML index."""
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book), "-W", "-n", "--keep-going"]
+    cmd = [
+        str(exe) if exe.exists() else "jupyter-book",
+        "build",
+        str(book),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return book / "_build" / "html" / "index.html"
 
 
 # --- entry point -----------------------------------------------------------------------------
-def reproduce(profile: str = "quick", *, out="results", n_jobs: int = 1, executor: str = "local", scheduler: str | None = None, force: bool = False, book: bool = True, data_root=None, device: str | None = None, progress: bool = True) -> int:
+def reproduce(
+    profile: str = "quick",
+    *,
+    out="results",
+    n_jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    force: bool = False,
+    book: bool = True,
+    data_root=None,
+    device: str | None = None,
+    progress: bool = True,
+) -> int:
     """Run a profile end to end; print a summary; return the exit status (0 = all good)."""
     prof = load_profile(profile)
     out = Path(out).resolve() / prof["name"]  # notebooks run with the repository as cwd
     if data_root is not None:
         data_root = str(Path(data_root).resolve())
-    datasets = {(prof.get("defaults") or {}).get("dataset", "synthetic")} | {e.get("dataset") for e in prof["runs"] if e.get("dataset")}
-    if "mnist" in datasets:
-        from .data import fetch_mnist
+    datasets = {(prof.get("defaults") or {}).get("dataset", "synthetic")} | {
+        e.get("dataset") for e in prof["runs"] if e.get("dataset")
+    }
+    from .data import require
 
-        fetch_mnist(data_root)  # once, before parallel jobs could race for it
-    if "cifar10" in datasets and data_fingerprint("cifar10", data_root) == "cifar10:absent":
-        raise ValueError("profile needs CIFAR-10, which is not under the data folder; run "
-                         "`python -m vmflib data fetch cifar10` (needs network) or pass --data-root")
+    for name in sorted(datasets):
+        require(name, data_root)  # once, before parallel jobs could race for the files
     jobs = expand_jobs(prof, out, data_root=data_root, device=device)
     t0 = time.perf_counter()
-    res = run_jobs(jobs, out, n_jobs=n_jobs, executor=executor, scheduler=scheduler, force=force, progress=progress)
+    res = run_jobs(
+        jobs,
+        out,
+        n_jobs=n_jobs,
+        executor=executor,
+        scheduler=scheduler,
+        force=force,
+        progress=progress,
+    )
     counts = {s: sum(r.status == s for r in res) for s in ("ok", "cached", "failed")}
-    print(f"profile {prof['name']}: {counts['ok']} executed, {counts['cached']} cached, {counts['failed']} failed in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"profile {prof['name']}: {counts['ok']} executed, {counts['cached']} cached, {counts['failed']} failed in {time.perf_counter() - t0:.1f} s"
+    )
     failed = [r for r in res if r.status == "failed"]
     for r in failed:
         print(f"FAILED {r.error}", file=sys.stderr)

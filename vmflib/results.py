@@ -85,13 +85,21 @@ def code_version(modules=None) -> str:
     """sha256 (16 hex) of vmflib's source files (or only ``modules``), plus the git commit."""
     pkg = Path(__file__).parent
     h = hashlib.sha256()
-    files = sorted(pkg.glob("*.py")) if modules is None else sorted(pkg / f"{m}.py" for m in modules)
+    files = (
+        sorted(pkg.glob("*.py")) if modules is None else sorted(pkg / f"{m}.py" for m in modules)
+    )
     for p in files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     digest = h.hexdigest()[:16]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=pkg, capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=pkg,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{digest}+git.{commit}" if commit else digest
@@ -100,7 +108,9 @@ def code_version(modules=None) -> str:
 def cache_key(config: dict, data_fingerprint: str, code: str | None = None) -> str:
     """sha256 over (config, data fingerprint, library code): equal keys mean equal results."""
     code = code if code is not None else code_version().split("+")[0]
-    return hashlib.sha256(canonical_json({"config": config, "data": data_fingerprint, "code": code}).encode()).hexdigest()
+    return hashlib.sha256(
+        canonical_json({"config": config, "data": data_fingerprint, "code": code}).encode()
+    ).hexdigest()
 
 
 def versions() -> dict:
@@ -110,7 +120,15 @@ def versions() -> dict:
 
     from . import __version__
 
-    out = {"vmflib": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__, "platform": platform.platform()}
+    out = {
+        "vmflib": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+    }
     try:
         import torchvision
 
@@ -128,7 +146,9 @@ def load_run(run_dir) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(measurements, layers, meta) of one run folder."""
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
-    meas = pd.read_csv(run_dir / MEASUREMENTS) if (run_dir / MEASUREMENTS).exists() else pd.DataFrame()
+    meas = (
+        pd.read_csv(run_dir / MEASUREMENTS) if (run_dir / MEASUREMENTS).exists() else pd.DataFrame()
+    )
     layers = pd.read_csv(run_dir / LAYERS) if (run_dir / LAYERS).exists() else pd.DataFrame()
     return meas, layers, meta
 

@@ -82,21 +82,29 @@ def _check_data(inputs, targets) -> None:
 def _check_indices(inputs, indices) -> torch.Tensor:
     indices = torch.as_tensor(indices)
     if indices.ndim != 2 or indices.shape[0] == 0 or indices.shape[1] == 0:
-        raise ValueError(f"indices must be a non-empty (m, b) integer tensor, got shape {tuple(indices.shape)}")
+        raise ValueError(
+            f"indices must be a non-empty (m, b) integer tensor, got shape {tuple(indices.shape)}"
+        )
     if indices.dtype.is_floating_point or indices.dtype == torch.bool:
         raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
     n = inputs.shape[0]
     lo, hi = int(indices.min()), int(indices.max())
     if lo < 0 or hi >= n:
-        raise ValueError(f"indices must lie in [0, {n - 1}] (the number of examples), got values in [{lo}, {hi}]")
+        raise ValueError(
+            f"indices must lie in [0, {n - 1}] (the number of examples), got values in [{lo}, {hi}]"
+        )
     return indices.long()
 
 
 def _check_out(out, m: int, d: int, device: torch.device) -> None:
     if not isinstance(out, torch.Tensor):
-        raise ValueError(f"out must be a torch.Tensor of shape [{m}, {d}], got {type(out).__name__}")
+        raise ValueError(
+            f"out must be a torch.Tensor of shape [{m}, {d}], got {type(out).__name__}"
+        )
     if tuple(out.shape) != (m, d):
-        raise ValueError(f"out must have shape [m, d] = [{m}, {d}] (minibatches x trainable parameters), got {list(out.shape)}")
+        raise ValueError(
+            f"out must have shape [m, d] = [{m}, {d}] (minibatches x trainable parameters), got {list(out.shape)}"
+        )
     if not out.is_floating_point():
         raise ValueError(f"out must have a floating dtype, got {out.dtype}")
     if out.device != device:
@@ -159,8 +167,10 @@ class _Runner:
 
     def fall_back(self, reason: str, start: int) -> None:
         if self.requested != "auto":
-            raise ValueError(f"the {self.name} backend cannot measure this model exactly: {reason}; "
-                             "use backend='auto' (falls back to the loop) or 'loop'")
+            raise ValueError(
+                f"the {self.name} backend cannot measure this model exactly: {reason}; "
+                "use backend='auto' (falls back to the loop) or 'loop'"
+            )
         self.info["fallback"] = f"{self.name} (from minibatch {start} on): {reason}"
         self.name = self.info["backend"] = loop.NAME
 
@@ -201,8 +211,16 @@ def _structure_key(job: Job, chunk: Chunk, backend: str) -> tuple:
     are not in it: how the forward pass treats examples and uses parameters does not depend
     on their values. Nor is the loss: the backends apply it to each minibatch's own rows."""
     layers = tuple((n, type(m), m.training) for n, m in job.model.named_modules())
-    params = tuple((n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in job.model.named_parameters())
-    data = (tuple(chunk.x.shape[1:]), chunk.x.dtype, tuple(chunk.y.shape[1:]), chunk.y.dtype, chunk.dest[0].dtype)
+    params = tuple(
+        (n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in job.model.named_parameters()
+    )
+    data = (
+        tuple(chunk.x.shape[1:]),
+        chunk.x.dtype,
+        tuple(chunk.y.shape[1:]),
+        chunk.y.dtype,
+        chunk.dest[0].dtype,
+    )
     return backend, layers, params, data, str(job.device)
 
 
@@ -233,7 +251,9 @@ def _spot_check(job: Job, chunk: Chunk) -> float:
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
         if rel > worst:
             worst, where = rel, name
-    rtol = max(SPOT_CHECK_RTOL.get(dt, SPOT_CHECK_RTOL_LOW) for dt in (job.dtype, chunk.dest[0].dtype))
+    rtol = max(
+        SPOT_CHECK_RTOL.get(dt, SPOT_CHECK_RTOL_LOW) for dt in (job.dtype, chunk.dest[0].dtype)
+    )
     if worst > rtol:
         raise Refusal(
             f"its gradient of minibatch {chunk.start + k} differs from the loop's by {worst:.2g} (relative, "
@@ -274,9 +294,18 @@ def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: s
         name, skipped = requested, {}
         why = _BACKEND_MODULES[name].supports(model, device)
         if why:
-            raise ValueError(f"the {name} backend does not support this model: {why}; use backend='auto' "
-                             "(falls back to the loop) or 'loop'")
-    info = {"backend": name, "requested": requested, "skipped": skipped, "seed": job.seed, "d": d, "m": m}
+            raise ValueError(
+                f"the {name} backend does not support this model: {why}; use backend='auto' "
+                "(falls back to the loop) or 'loop'"
+            )
+    info = {
+        "backend": name,
+        "requested": requested,
+        "skipped": skipped,
+        "seed": job.seed,
+        "d": d,
+        "m": m,
+    }
     runner = _Runner(job, name, requested, info)
     if chunk_size is None:
         cap, sizer = None, getattr(_BACKEND_MODULES[name], "examples_per_pass", None)
@@ -294,7 +323,10 @@ def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: s
     yield info
     cols = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     if out is None:
-        scratch = [torch.empty(min(m, chunk_size), n, dtype=p.dtype, device=device) for n, (_, p) in zip(sizes, job.params)]
+        scratch = [
+            torch.empty(min(m, chunk_size), n, dtype=p.dtype, device=device)
+            for n, (_, p) in zip(sizes, job.params)
+        ]
     for s in range(0, m, chunk_size):
         e = min(m, s + chunk_size)
         flat = indices[s:e].reshape(-1).to(inputs.device)
@@ -314,9 +346,20 @@ def _job(model, loss_fn, params, seed: int, buffers) -> Job:
     return Job(model, loss_fn, params, int(seed) % SEED_MODULUS, buffers)
 
 
-def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, indices, *,
-                        chunk_size: int | None = None, backend: str = "auto", batchnorm: str = "batch",
-                        seed: int | None = None, return_info: bool = False, out: torch.Tensor | None = None):
+def minibatch_gradients(
+    model: nn.Module,
+    loss_fn: Callable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    indices,
+    *,
+    chunk_size: int | None = None,
+    backend: str = "auto",
+    batchnorm: str = "batch",
+    seed: int | None = None,
+    return_info: bool = False,
+    out: torch.Tensor | None = None,
+):
     """Gradients of each minibatch's loss, at the model's current weights.
 
     Args:
@@ -355,7 +398,15 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     with measuring(model, batchnorm) as buffers:
         if seed is None:
             seed = int(torch.randint(0, SEED_MODULUS - 1, (1,)))
-        it = _iter_gradients(_job(model, loss_fn, params, seed, buffers), inputs, targets, indices, chunk_size, backend, out=out)
+        it = _iter_gradients(
+            _job(model, loss_fn, params, seed, buffers),
+            inputs,
+            targets,
+            indices,
+            chunk_size,
+            backend,
+            out=out,
+        )
         info = next(it)
         info["batchnorm"] = batchnorm
         for _ in it:  # every chunk is written into its rows of out (cast to out's dtype)
@@ -363,7 +414,9 @@ def minibatch_gradients(model: nn.Module, loss_fn: Callable, inputs: torch.Tenso
     return (out, info) if return_info else out
 
 
-def sample_indices(num_examples: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_indices(
+    num_examples: int, batch_size: int, num_batches: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """[m, b] indices: m minibatches of b examples, each drawn uniformly without replacement.
 
     Minibatches are independent of each other (an example may appear in several). Each row
@@ -371,7 +424,11 @@ def sample_indices(num_examples: int, batch_size: int, num_batches: int, generat
     over rows, with a boolean table of taken examples) followed by a random shuffle of the
     row. It costs O(m b) draws instead of the O(m N) of a permutation per minibatch.
     """
-    for name, v in (("num_examples", num_examples), ("batch_size", batch_size), ("num_batches", num_batches)):
+    for name, v in (
+        ("num_examples", num_examples),
+        ("batch_size", batch_size),
+        ("num_batches", num_batches),
+    ):
         if isinstance(v, bool) or int(v) != v:
             raise ValueError(f"{name} must be an integer, got {v!r}")
     n, b, m = int(num_examples), int(batch_size), int(num_batches)
@@ -399,10 +456,22 @@ def sample_indices(num_examples: int, batch_size: int, num_batches: int, generat
     return out.gather(1, order)
 
 
-def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
-                   num_batches: int, generator: torch.Generator | None = None, chunk_size: int | None = None,
-                   per_layer: bool = True, backend: str = "auto", batchnorm: str = "batch",
-                   jackknife_groups: int = JACKKNIFE_GROUPS, progress: bool = False) -> GradientStats:
+def gradient_stats(
+    model: nn.Module,
+    loss_fn: Callable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int,
+    num_batches: int,
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    per_layer: bool = True,
+    backend: str = "auto",
+    batchnorm: str = "batch",
+    jackknife_groups: int = JACKKNIFE_GROUPS,
+    progress: bool = False,
+) -> GradientStats:
     """GS, GNS and DU of ``num_batches`` minibatch gradients at the model's current weights.
 
     Args:
@@ -430,19 +499,42 @@ def gradient_stats(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor, ta
     _warn_if_eval(model)
     t0 = time.perf_counter()
     with measuring(model, batchnorm) as buffers:
-        it = _iter_gradients(_job(model, loss_fn, params, seed, buffers), inputs, targets, indices, chunk_size, backend)
+        it = _iter_gradients(
+            _job(model, loss_fn, params, seed, buffers),
+            inputs,
+            targets,
+            indices,
+            chunk_size,
+            backend,
+        )
         info = next(it)
         info["batchnorm"] = batchnorm
         acc = GradientAccumulator(
-            [p.numel() for _, p in params], [n for n, _ in params], num_batches,
-            device=params[0][1].device, jackknife_groups=jackknife_groups, per_layer=per_layer,
+            [p.numel() for _, p in params],
+            [n for n, _ in params],
+            num_batches,
+            device=params[0][1].device,
+            jackknife_groups=jackknife_groups,
+            per_layer=per_layer,
         )
         if progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(it, total=-(-num_batches // info["chunk_size"]), desc="minibatch gradients", unit="chunk", leave=False)
+            it = tqdm(
+                it,
+                total=-(-num_batches // info["chunk_size"]),
+                desc="minibatch gradients",
+                unit="chunk",
+                leave=False,
+            )
         for G in it:
             acc.update(G)
     total, layers = acc.finalize()
-    info.update({"batch_size": int(batch_size), "seconds": time.perf_counter() - t0, "device": str(params[0][1].device)})
+    info.update(
+        {
+            "batch_size": int(batch_size),
+            "seconds": time.perf_counter() - t0,
+            "device": str(params[0][1].device),
+        }
+    )
     return GradientStats(all=total, layers=layers, norms=np.array(acc.norms), info=info)

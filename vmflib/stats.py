@@ -120,7 +120,16 @@ class GradientAccumulator:
         per_layer: also keep per-block unit-vector sums (2x the memory).
     """
 
-    def __init__(self, sizes, names, num_rows: int, *, device="cpu", jackknife_groups: int = JACKKNIFE_GROUPS, per_layer: bool = True):
+    def __init__(
+        self,
+        sizes,
+        names,
+        num_rows: int,
+        *,
+        device="cpu",
+        jackknife_groups: int = JACKKNIFE_GROUPS,
+        per_layer: bool = True,
+    ):
         self.sizes = [int(s) for s in sizes]
         if any(s <= 0 for s in self.sizes):
             raise ValueError(f"block sizes must be positive, got {self.sizes}")
@@ -144,7 +153,9 @@ class GradientAccumulator:
         self.usum = torch.zeros(self.d, **f64)  # sum of global unit vectors
         self.lsum = torch.zeros(self.d, **f64) if self.per_layer else None  # per-block unit vectors
         self.gusum = torch.zeros(self.groups, self.d, **f64) if self.groups else None
-        self.glsum = torch.zeros(self.groups, self.d, **f64) if (self.groups and self.per_layer) else None
+        self.glsum = (
+            torch.zeros(self.groups, self.d, **f64) if (self.groups and self.per_layer) else None
+        )
         self.norms = np.zeros(self.m)
         self.layer_norms = np.zeros((self.m, len(self.sizes)))
 
@@ -173,8 +184,12 @@ class GradientAccumulator:
             if G.ndim != 2 or G.shape[1] != self.d:
                 raise ValueError(f"expected a chunk of shape [c, {self.d}], got {tuple(G.shape)}")
             G = list(torch.split(G, self.sizes, dim=1))
-        if len(G) != len(self.sizes) or any(g.ndim != 2 or g.shape[1] != s for g, s in zip(G, self.sizes)):
-            raise ValueError(f"expected {len(self.sizes)} blocks of widths {self.sizes}, got shapes {[tuple(g.shape) for g in G]}")
+        if len(G) != len(self.sizes) or any(
+            g.ndim != 2 or g.shape[1] != s for g, s in zip(G, self.sizes)
+        ):
+            raise ValueError(
+                f"expected {len(self.sizes)} blocks of widths {self.sizes}, got shapes {[tuple(g.shape) for g in G]}"
+            )
         c = G[0].shape[0]
         if self.seen + c > self.m:
             raise ValueError(f"fed {self.seen + c} rows, but the accumulator was made for {self.m}")
@@ -197,7 +212,9 @@ class GradientAccumulator:
         if not bool(finite.all()):  # confirm entry by entry (a huge finite row could overflow)
             finite = torch.stack([torch.isfinite(g).all(dim=1) for g in G]).all(dim=0)
             if bool(finite.all()):
-                raise NonFiniteGradientError("the squared norm of some minibatch gradients overflows float64")
+                raise NonFiniteGradientError(
+                    "the squared norm of some minibatch gradients overflows float64"
+                )
             bad = (self.seen + torch.nonzero(~finite).flatten()).tolist()
             raise NonFiniteGradientError(
                 f"non-finite (NaN or inf) entries in the gradients of minibatches {bad[:20]}; "
@@ -207,7 +224,9 @@ class GradientAccumulator:
         norm = lsq.sum(dim=1).sqrt()
         if bool((norm == 0).any()):
             bad = (self.seen + torch.nonzero(norm == 0).flatten()).tolist()
-            raise ValueError(f"minibatch gradients {bad[:20]} are exactly zero: they have no direction")
+            raise ValueError(
+                f"minibatch gradients {bad[:20]} are exactly zero: they have no direction"
+            )
         inv = 1.0 / norm
         linv = torch.where(lnorm > 0, 1.0 / lnorm.clamp_min(1e-300), torch.zeros_like(lnorm))
         n_a, n_b = self.seen, c
@@ -227,7 +246,9 @@ class GradientAccumulator:
         if self.groups:
             grp = self.group_of(torch.arange(self.seen, self.seen + c, device=self.device))
             g0, g1 = int(grp[0]), int(grp[-1]) + 1
-            onehot = (grp[None, :] == torch.arange(g0, g1, device=self.device)[:, None]).double()  # [P, c]
+            onehot = (
+                grp[None, :] == torch.arange(g0, g1, device=self.device)[:, None]
+            ).double()  # [P, c]
             P = g1 - g0
 
         def weights(i):  # [K, c] rows: inv, linv_i, then per group present
@@ -257,9 +278,25 @@ class GradientAccumulator:
         if self.seen != self.m:
             raise ValueError(f"accumulator expected {self.m} rows, got {self.seen}")
         m = self.m
-        counts = np.bincount((np.arange(m) * self.groups) // m, minlength=self.groups) if self.groups else None
+        counts = (
+            np.bincount((np.arange(m) * self.groups) // m, minlength=self.groups)
+            if self.groups
+            else None
+        )
         gbar = self.sum / m
-        blocks = [_Block("all", self.d, self.norms, m, float(gbar @ gbar), float(self.m2.sum()), self.usum, self.gusum, counts)]
+        blocks = [
+            _Block(
+                "all",
+                self.d,
+                self.norms,
+                m,
+                float(gbar @ gbar),
+                float(self.m2.sum()),
+                self.usum,
+                self.gusum,
+                counts,
+            )
+        ]
         if self.per_layer:
             grp_rows = (np.arange(m) * self.groups) // m if self.groups else None
             for i, (name, a, b) in enumerate(zip(self.names, self.offsets[:-1], self.offsets[1:])):
@@ -267,10 +304,20 @@ class GradientAccumulator:
                 nz = ln > 0
                 gb = gbar[a:b]
                 gcounts = np.bincount(grp_rows[nz], minlength=self.groups) if self.groups else None
-                blocks.append(_Block(
-                    name, b - a, ln, int(nz.sum()), float(gb @ gb), float(self.m2[i]), self.lsum[a:b],
-                    self.glsum[:, a:b] if self.groups else None, gcounts, num_zero=int((~nz).sum()),
-                ))
+                blocks.append(
+                    _Block(
+                        name,
+                        b - a,
+                        ln,
+                        int(nz.sum()),
+                        float(gb @ gb),
+                        float(self.m2[i]),
+                        self.lsum[a:b],
+                        self.glsum[:, a:b] if self.groups else None,
+                        gcounts,
+                        num_zero=int((~nz).sum()),
+                    )
+                )
         out = _directional(blocks, m)
         return out[0], out[1:]
 
@@ -316,7 +363,9 @@ class _KappaRequests:
         if not self.size:
             return np.empty(0)
         cat = np.concatenate
-        return np.atleast_1d(vmf.kappa_from_resultant(cat(self.s2), cat(self.n), cat(self.d), debias=debias))
+        return np.atleast_1d(
+            vmf.kappa_from_resultant(cat(self.s2), cat(self.n), cat(self.d), debias=debias)
+        )
 
 
 def _directional(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
@@ -330,13 +379,20 @@ def _directional(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
     asks = {}  # id(block) -> slices into raw / deb
     for bl in live:
         s2 = float(bl.usum @ bl.usum)
-        ask = asks[id(bl)] = {"s2": s2, "raw": raw.add(s2, bl.m, bl.d), "deb": deb.add(s2, bl.m, bl.d)}
+        ask = asks[id(bl)] = {
+            "s2": s2,
+            "raw": raw.add(s2, bl.m, bl.d),
+            "deb": deb.add(s2, bl.m, bl.d),
+        }
         if bl.gsum is not None and bl.gsum.shape[0] >= 2:
             loo_s2 = (s2 - 2.0 * (bl.gsum @ bl.usum) + (bl.gsum * bl.gsum).sum(dim=1)).cpu().numpy()
             loo_n = bl.m - bl.counts
             ok = loo_n >= 3
             if ok.sum() >= 2:
-                ask.update(loo_raw=raw.add(loo_s2[ok], loo_n[ok], bl.d), loo_deb=deb.add(loo_s2[ok], loo_n[ok], bl.d))
+                ask.update(
+                    loo_raw=raw.add(loo_s2[ok], loo_n[ok], bl.d),
+                    loo_deb=deb.add(loo_s2[ok], loo_n[ok], bl.d),
+                )
     if live:
         n = np.array([bl.m for bl in live])
         d = np.array([bl.d for bl in live])
@@ -344,7 +400,9 @@ def _directional(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
         null_s2 = vmf.uniform_resultant_quantiles(n, d, NULL_BAND)  # [len(NULL_BAND), B]
         pvals = np.atleast_1d(vmf.rayleigh_pvalue(np.minimum(rbar, 1.0), n, d))
         for j, bl in enumerate(live):
-            asks[id(bl)].update(rbar=float(rbar[j]), p=float(pvals[j]), null=raw.add(null_s2[:, j], n[j], d[j]))
+            asks[id(bl)].update(
+                rbar=float(rbar[j]), p=float(pvals[j]), null=raw.add(null_s2[:, j], n[j], d[j])
+            )
     k_raw, k_deb = raw.solve(debias=False), deb.solve(debias=True)
     nan = math.nan
     out = []
@@ -357,14 +415,33 @@ def _directional(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
         head = (bl.name, bl.d, bl.m, mean_norm, gns, snr, gs)
         ask = asks.get(id(bl))
         if ask is None:
-            out.append(DirectionalStats(*head, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, bl.num_zero))
+            out.append(
+                DirectionalStats(
+                    *head, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, bl.num_zero
+                )
+            )
             continue
         se = se_raw = nan
         if "loo_raw" in ask:
-            se, se_raw = vmf.jackknife_spread(k_deb[ask["loo_deb"]]), vmf.jackknife_spread(k_raw[ask["loo_raw"]])
+            se, se_raw = (
+                vmf.jackknife_spread(k_deb[ask["loo_deb"]]),
+                vmf.jackknife_spread(k_raw[ask["loo_raw"]]),
+            )
         lo, med, hi = (float(k) for k in k_raw[ask["null"]])
-        out.append(DirectionalStats(
-            *head, ask["rbar"], float(vmf.resultant_to_rbar(ask["s2"], bl.m, debias=True)),
-            float(k_raw[ask["raw"]][0]), float(k_deb[ask["deb"]][0]), se, se_raw, lo, med, hi, ask["p"], bl.num_zero,
-        ))
+        out.append(
+            DirectionalStats(
+                *head,
+                ask["rbar"],
+                float(vmf.resultant_to_rbar(ask["s2"], bl.m, debias=True)),
+                float(k_raw[ask["raw"]][0]),
+                float(k_deb[ask["deb"]][0]),
+                se,
+                se_raw,
+                lo,
+                med,
+                hi,
+                ask["p"],
+                bl.num_zero,
+            )
+        )
     return out

@@ -128,7 +128,9 @@ class Problem:
         :mod:`vmflib.sampling`; use it with :func:`squared_loss`."""
         model = torch.nn.Linear(self.d, 1, bias=False).double()
         with torch.no_grad():
-            model.weight.copy_(torch.as_tensor(self._w(np.zeros(self.d) if w is None else w)).reshape(1, -1))
+            model.weight.copy_(
+                torch.as_tensor(self._w(np.zeros(self.d) if w is None else w)).reshape(1, -1)
+            )
         return model
 
     def torch_data(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,7 +143,9 @@ def squared_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((outputs.reshape(-1) - targets) ** 2).mean()
 
 
-def make_problem(n: int = 2000, d: int = 200, *, noise: float = 1.0, cond: float = 10.0, seed: int = 0) -> Problem:
+def make_problem(
+    n: int = 2000, d: int = 200, *, noise: float = 1.0, cond: float = 10.0, seed: int = 0
+) -> Problem:
     """A synthetic least-squares problem.
 
     x_i ~ N(0, diag(s)) with s geometric from 1 down to 1/cond (so the Hessian has
@@ -227,8 +231,17 @@ def minibatch_moments(problem: Problem, w, b: int) -> MinibatchMoments:
     tr_cov = tr_sigma * fpc / b
     q0 = g2 + tr_cov
     return MinibatchMoments(
-        grad=g, sigma=sigma, cov=cov, b=b, n=problem.n, fpc=fpc, grad_norm2=g2,
-        trace_sigma=tr_sigma, trace_cov=tr_cov, mean_sq_norm=q0, rho=g2 / q0 if q0 > 0 else 0.0,
+        grad=g,
+        sigma=sigma,
+        cov=cov,
+        b=b,
+        n=problem.n,
+        fpc=fpc,
+        grad_norm2=g2,
+        trace_sigma=tr_sigma,
+        trace_cov=tr_cov,
+        mean_sq_norm=q0,
+        rho=g2 / q0 if q0 > 0 else 0.0,
     )
 
 
@@ -329,7 +342,12 @@ def expected_kappa(problem: Problem, w, b: int, m: int, *, order: int = 2) -> Ka
     rbar2 = 1.0 / m + (1.0 - 1.0 / m) * mds
     tr = mom.trace_cov
     return KappaPrediction(
-        b=int(b), m=int(m), d=problem.d, rho=mom.rho, mean_dir_sq=mds, rbar2=rbar2,
+        b=int(b),
+        m=int(m),
+        d=problem.d,
+        rho=mom.rho,
+        mean_dir_sq=mds,
+        rbar2=rbar2,
         kappa_population=float(kappa_of_rbar(np.sqrt(mds), problem.d)),
         kappa_raw=float(kappa_of_rbar(np.sqrt(rbar2), problem.d)),
         snr_population=float(np.sqrt(mom.grad_norm2 / tr)) if tr > 0 else np.inf,
@@ -339,7 +357,20 @@ def expected_kappa(problem: Problem, w, b: int, m: int, *, order: int = 2) -> Ka
 
 
 # --- SGD along which we measure --------------------------------------------------------------
-def sgd_trajectory(problem: Problem, *, lr: float, b: int, steps: int, m: int, measure_every: int | None = None, measure_at=None, seed: int = 0, lr_decay_steps: float | None = None, w0=None, order: int = 2):
+def sgd_trajectory(
+    problem: Problem,
+    *,
+    lr: float,
+    b: int,
+    steps: int,
+    m: int,
+    measure_every: int | None = None,
+    measure_at=None,
+    seed: int = 0,
+    lr_decay_steps: float | None = None,
+    w0=None,
+    order: int = 2,
+):
     """Plain SGD on the toy problem, measured on a schedule next to the analytic predictions.
 
     SGD: w <- w - lr_t g_B(w), B drawn without replacement (numpy Generator(seed)), with
@@ -374,7 +405,9 @@ def sgd_trajectory(problem: Problem, *, lr: float, b: int, steps: int, m: int, m
     if steps < 0:
         raise ValueError(f"need steps >= 0, got {steps}")
     if (measure_every is None) == (measure_at is None):
-        raise ValueError("give exactly one of measure_every (an interval) and measure_at (a list of steps)")
+        raise ValueError(
+            "give exactly one of measure_every (an interval) and measure_at (a list of steps)"
+        )
     if measure_at is None:
         if measure_every < 1:
             raise ValueError(f"measure_every must be >= 1, got {measure_every}")
@@ -382,7 +415,9 @@ def sgd_trajectory(problem: Problem, *, lr: float, b: int, steps: int, m: int, m
     else:
         schedule = {int(t) for t in measure_at}
         if not schedule or min(schedule) < 0 or max(schedule) > steps:
-            raise ValueError(f"measure_at must be a nonempty list of steps in [0, {steps}], got {sorted(schedule)[:5]}...")
+            raise ValueError(
+                f"measure_at must be a nonempty list of steps in [0, {steps}], got {sorted(schedule)[:5]}..."
+            )
     if lr <= 0:
         raise ValueError(f"lr must be positive, got {lr}")
     if lr_decay_steps is not None and lr_decay_steps <= 0:
@@ -401,22 +436,51 @@ def sgd_trajectory(problem: Problem, *, lr: float, b: int, steps: int, m: int, m
             with torch.no_grad():
                 model.weight.copy_(torch.as_tensor(w).reshape(1, -1))
             gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
-            st = gradient_stats(model, squared_loss, inputs, targets, batch_size=b, num_batches=m, generator=gen, per_layer=False).all
+            st = gradient_stats(
+                model,
+                squared_loss,
+                inputs,
+                targets,
+                batch_size=b,
+                num_batches=m,
+                generator=gen,
+                per_layer=False,
+            ).all
             pred = expected_kappa(problem, w, b, m, order=order)
-            rows.append({
-                "step": step, "lr_t": lr_at(step), "loss": problem.loss(w), "grad_norm": np.sqrt(pred.moments.grad_norm2),
-                "trace_cov": pred.moments.trace_cov, "rho": pred.rho, "mean_dir_sq": pred.mean_dir_sq,
-                "rbar": st.rbar, "rbar_debiased": st.rbar_debiased, "kappa_raw": st.kappa_raw,
-                "kappa_debiased": st.kappa_debiased, "kappa_se": st.kappa_se, "null_lo": st.null_lo,
-                "null_median": st.null_median, "null_hi": st.null_hi, "rayleigh_p": st.rayleigh_p,
-                "snr": st.snr, "gs": st.gs, "gns": st.gns, "mean_norm": st.mean_norm,
-                "kappa_raw_expected": pred.kappa_raw, "kappa_population": pred.kappa_population,
-                "rbar_expected": np.sqrt(pred.rbar2), "snr_population": pred.snr_population,
-                "snr_expected": pred.snr_expected,
-            })
+            rows.append(
+                {
+                    "step": step,
+                    "lr_t": lr_at(step),
+                    "loss": problem.loss(w),
+                    "grad_norm": np.sqrt(pred.moments.grad_norm2),
+                    "trace_cov": pred.moments.trace_cov,
+                    "rho": pred.rho,
+                    "mean_dir_sq": pred.mean_dir_sq,
+                    "rbar": st.rbar,
+                    "rbar_debiased": st.rbar_debiased,
+                    "kappa_raw": st.kappa_raw,
+                    "kappa_debiased": st.kappa_debiased,
+                    "kappa_se": st.kappa_se,
+                    "null_lo": st.null_lo,
+                    "null_median": st.null_median,
+                    "null_hi": st.null_hi,
+                    "rayleigh_p": st.rayleigh_p,
+                    "snr": st.snr,
+                    "gs": st.gs,
+                    "gns": st.gns,
+                    "mean_norm": st.mean_norm,
+                    "kappa_raw_expected": pred.kappa_raw,
+                    "kappa_population": pred.kappa_population,
+                    "rbar_expected": np.sqrt(pred.rbar2),
+                    "snr_population": pred.snr_population,
+                    "snr_expected": pred.snr_expected,
+                }
+            )
         if step == max(schedule):
             break
         idx = rng.choice(problem.n, size=b, replace=False)
         w = w - lr_at(step) * problem.minibatch_gradients(w, idx[None, :])[0]
     df = pd.DataFrame(rows)
-    return df.assign(lr=float(lr), lr_decay_steps=lr_decay_steps, b=int(b), m=int(m), d=problem.d, seed=int(seed))
+    return df.assign(
+        lr=float(lr), lr_decay_steps=lr_decay_steps, b=int(b), m=int(m), d=problem.d, seed=int(seed)
+    )

@@ -21,9 +21,9 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -88,7 +88,9 @@ class RunConfig:
     def validate(self, n_train: int | None = None) -> None:
         """Raise ValueError naming what is wrong; ``n_train`` also checks sizes against the data."""
         if self.dataset not in KNOWN_DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(KNOWN_DATASETS)}")
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; known: {', '.join(KNOWN_DATASETS)}"
+            )
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
         if self.backend not in BACKENDS:
@@ -112,7 +114,9 @@ class RunConfig:
         if not (isinstance(self.measure_log, int) and self.measure_log >= 0):
             raise ValueError(f"measure_log must be an integer >= 0, got {self.measure_log!r}")
         if any(not math.isfinite(x) or x < 0 or x > self.epochs for x in self.measure_at):
-            raise ValueError(f"measure_at points must lie in [0, epochs={self.epochs}], got {self.measure_at}")
+            raise ValueError(
+                f"measure_at points must lie in [0, epochs={self.epochs}], got {self.measure_at}"
+            )
         for name in ("train_examples", "eval_examples", "measure_batch_size", "chunk_size"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int) and v >= 1):
@@ -120,16 +124,20 @@ class RunConfig:
         if n_train is not None:
             n = min(n_train, self.train_examples or n_train)
             if self.batch_size > n:
-                raise ValueError(f"batch_size {self.batch_size} is larger than the training data ({n} examples)")
+                raise ValueError(
+                    f"batch_size {self.batch_size} is larger than the training data ({n} examples)"
+                )
             b = self.measure_batch_size or self.batch_size
             if b > n:
-                raise ValueError(f"measure_batch_size {b} is larger than the training data ({n} examples)")
+                raise ValueError(
+                    f"measure_batch_size {b} is larger than the training data ({n} examples)"
+                )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -158,7 +166,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _seeded(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0]))
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+    )
 
 
 @torch.no_grad()
@@ -176,7 +186,11 @@ def evaluate(model, x, y, batch_size: int) -> tuple[float, float]:
 
 
 def _rng_states() -> dict:
-    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    s = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         s["cuda"] = torch.cuda.get_rng_state_all()
     return s
@@ -190,7 +204,16 @@ def _set_rng_states(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on_epoch_end: Callable[[int], None] | None = None, force: bool = False, replace_stale: bool = False) -> Path:
+def run(
+    config: RunConfig,
+    out_dir,
+    *,
+    data_root=None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int], None] | None = None,
+    force: bool = False,
+    replace_stale: bool = False,
+) -> Path:
     """Train and measure; write (or resume) the run folder ``out_dir``.
 
     A folder whose meta.json has the same cache key and a final status is returned as is
@@ -214,7 +237,9 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
     x_train, y_train = ds.x_train, ds.y_train
     if config.train_examples is not None:
         if config.train_examples > ds.n_train:
-            raise ValueError(f"train_examples {config.train_examples} is more than the {ds.n_train} training examples of {config.dataset}")
+            raise ValueError(
+                f"train_examples {config.train_examples} is more than the {ds.n_train} training examples of {config.dataset}"
+            )
         x_train, y_train = x_train[: config.train_examples], y_train[: config.train_examples]
     config.validate(n_train=x_train.shape[0])
     cfg = config.to_dict()
@@ -229,7 +254,9 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
         if old.get("cache_key") != key and replace_stale:
             force = True
         elif old.get("cache_key") != key:
-            raise ValueError(f"{out} holds a run with another cache key (different config, data or code); use another folder or force=True")
+            raise ValueError(
+                f"{out} holds a run with another cache key (different config, data or code); use another folder or force=True"
+            )
         elif old.get("status") in ("complete", "diverged"):
             return out
     if force:
@@ -242,8 +269,17 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
     eval_n = min(n, config.eval_examples or n)
     mb = config.measure_batch_size or config.batch_size
 
-    model = build_model(config.model, ds.input_shape, ds.num_classes, seed=config.seed, device=device, **config.model_kwargs)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    model = build_model(
+        config.model,
+        ds.input_shape,
+        ds.num_classes,
+        seed=config.seed,
+        device=device,
+        **config.model_kwargs,
+    )
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     rows: list[dict] = []
     layer_rows: list[dict] = []
     start_epoch = 0
@@ -265,7 +301,8 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
         "data_fingerprint": fp,
         "code_version": code,
         "versions": results.versions(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "device": str(device)
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "n_train": n,
         "n_test": ds.n_test,
         "d": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -282,20 +319,49 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
     def measure(step: int) -> None:
         t0 = time.perf_counter()
         gen = _seeded(config.seed, 1, step)
-        st = gradient_stats(model, F.cross_entropy, x_train, y_train, batch_size=mb, num_batches=config.m, generator=gen, chunk_size=config.chunk_size, per_layer=config.per_layer, backend=config.backend, jackknife_groups=config.jackknife_groups)
-        tr_loss, tr_acc = evaluate(model, x_train[:eval_n], y_train[:eval_n], config.eval_batch_size)
+        st = gradient_stats(
+            model,
+            F.cross_entropy,
+            x_train,
+            y_train,
+            batch_size=mb,
+            num_batches=config.m,
+            generator=gen,
+            chunk_size=config.chunk_size,
+            per_layer=config.per_layer,
+            backend=config.backend,
+            jackknife_groups=config.jackknife_groups,
+        )
+        tr_loss, tr_acc = evaluate(
+            model, x_train[:eval_n], y_train[:eval_n], config.eval_batch_size
+        )
         te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, config.eval_batch_size)
         base = {"step": step, "epoch": step / steps_per_epoch if steps_per_epoch else 0.0}
-        row = {**base, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc}
+        row = {
+            **base,
+            "train_loss": tr_loss,
+            "train_acc": tr_acc,
+            "test_loss": te_loss,
+            "test_acc": te_acc,
+        }
         row.update({k: v for k, v in st.all.to_dict().items() if k != "name"})
         row.update({"backend": st.info["backend"], "measure_seconds": time.perf_counter() - t0})
         rows.append(row)
-        layer_rows.extend({**base, "layer": s.name, **{k: v for k, v in s.to_dict().items() if k != "name"}} for s in st.layers)
+        layer_rows.extend(
+            {**base, "layer": s.name, **{k: v for k, v in s.to_dict().items() if k != "name"}}
+            for s in st.layers
+        )
 
     def finish(final_status: str, reason: str | None = None) -> Path:
         results.write_table(out / results.MEASUREMENTS, rows)
         results.write_table(out / results.LAYERS, layer_rows)
-        meta.update({"status": final_status, "reason": reason, "seconds": elapsed + time.perf_counter() - t_start})
+        meta.update(
+            {
+                "status": final_status,
+                "reason": reason,
+                "seconds": elapsed + time.perf_counter() - t_start,
+            }
+        )
         results.write_json(meta_path, meta)
         ckpt_path.unlink(missing_ok=True)
         return out
@@ -304,7 +370,12 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=f"{config.model} seed {config.seed}", unit="step")
+        bar = tqdm(
+            total=config.epochs * steps_per_epoch,
+            initial=start_epoch * steps_per_epoch,
+            desc=f"{config.model} seed {config.seed}",
+            unit="step",
+        )
     try:
         model.train()
         if 0 in schedule and 0 not in done_steps:
@@ -317,7 +388,10 @@ def run(config: RunConfig, out_dir, *, data_root=None, progress: bool = True, on
                 opt.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(model(x_train[sel]), y_train[sel])
                 if not torch.isfinite(loss):
-                    return finish("diverged", f"non-finite training loss at step {step} (epoch {step / steps_per_epoch:.3f})")
+                    return finish(
+                        "diverged",
+                        f"non-finite training loss at step {step} (epoch {step / steps_per_epoch:.3f})",
+                    )
                 loss.backward()
                 opt.step()
                 if bar is not None:

@@ -32,7 +32,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import stats as _sps
@@ -105,14 +105,18 @@ def _as_float_array(x, name: str) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} must be a real number or array of real numbers, got {x!r}") from e
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:5]} among its values")
+        raise ValueError(
+            f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:5]} among its values"
+        )
     return a
 
 
 def _check_d(d) -> np.ndarray:
     d = _as_float_array(d, "d")
     if np.any(d < 2):
-        raise ValueError(f"d (the dimension of the ambient space) must be >= 2, got {d[d < 2].ravel()[:5]}")
+        raise ValueError(
+            f"d (the dimension of the ambient space) must be >= 2, got {d[d < 2].ravel()[:5]}"
+        )
     return d
 
 
@@ -132,7 +136,9 @@ def _broadcast(**arrays) -> list[np.ndarray]:
         return np.broadcast_arrays(*arrays.values())
     except ValueError:
         shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items())
-        raise ValueError(f"shapes do not broadcast together: {shapes}; pass scalars or arrays of matching shape") from None
+        raise ValueError(
+            f"shapes do not broadcast together: {shapes}; pass scalars or arrays of matching shape"
+        ) from None
 
 
 def _scalar_or_array(a: np.ndarray):
@@ -313,7 +319,11 @@ def _kappa_mle_newton(r: np.ndarray, d: np.ndarray) -> np.ndarray:
         new = ka + ka * np.expm1(-step)
         bisect = ~((lo_a < new) & (new < hi_a)) | (it >= MLE_NEWTON_ITER)  # NaN bisects too
         new = np.where(bisect, lo_a * np.sqrt(hi_a / lo_a), new)
-        done = (resid == 0) | (~bisect & (np.abs(step) <= MLE_RTOL)) | (hi_a <= lo_a * (1.0 + MLE_RTOL))
+        done = (
+            (resid == 0)
+            | (~bisect & (np.abs(step) <= MLE_RTOL))
+            | (hi_a <= lo_a * (1.0 + MLE_RTOL))
+        )
         kap[idx] = np.where(resid == 0, ka, new)
         lo[idx], hi[idx] = lo_a, hi_a
         idx = idx[~done]
@@ -329,7 +339,9 @@ def _kappa_method(method: str):
     try:
         return _KAPPA_METHODS[method]
     except KeyError:
-        raise ValueError(f"method must be one of {sorted(_KAPPA_METHODS)}, got {method!r}") from None
+        raise ValueError(
+            f"method must be one of {sorted(_KAPPA_METHODS)}, got {method!r}"
+        ) from None
 
 
 def resultant_to_rbar(s2, n, *, debias: bool = False):
@@ -446,7 +458,9 @@ def normalize_rows(X) -> np.ndarray:
     X = _as_matrix(X)
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
-        raise ValueError(f"X has non-finite entries in rows {np.flatnonzero(~finite)[:10].tolist()}")
+        raise ValueError(
+            f"X has non-finite entries in rows {np.flatnonzero(~finite)[:10].tolist()}"
+        )
     norms = np.linalg.norm(X, axis=1)
     if np.any(norms == 0):
         raise ValueError(
@@ -548,7 +562,7 @@ def _rayleigh_null(n, d):
     return _sps.chi2(k, loc=-d / (n - 2.0), scale=c)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mapped_gauss(q: int) -> tuple[np.ndarray, np.ndarray]:
     """q-point Gauss-Legendre rule on [0, 1] pushed through u = 3 v^2 - 2 v^3 (weights sum to 1).
 
@@ -631,7 +645,9 @@ class _RecursionGrid:
         """
         top = (j - 1) * self.a - 1.0
         p = 1.0 + np.where(cell >= j * self.k - self.top_cells, top, 0.0)
-        dist_lo = np.maximum(j - cell * self.h, 0.0)  # distance of the cell's lower edge from the top
+        dist_lo = np.maximum(
+            j - cell * self.h, 0.0
+        )  # distance of the cell's lower edge from the top
         full = dist_lo**p - np.maximum(dist_lo - self.h, 0.0) ** p
         full = np.where(full > 0, full, 1.0)  # cells past the top (no mass)
         y0 = np.clip((dist_lo**p - np.maximum(j - lo, 0.0) ** p) / full, 0.0, 1.0)
@@ -663,10 +679,12 @@ class _RecursionGrid:
         win = np.lib.stride_tricks.sliding_window_view(w, 2 * k)[:rows]
         i = np.arange(rows)
         F_new = np.where(i >= k, F[np.clip(i - k, 0, j * k)], 0.0) + (band[0][:rows] * win).sum(1)
-        S_new = np.where(i + k <= j * k, S[np.minimum(i + k, j * k)], 0.0) + (band[1][:rows] * win).sum(1)
+        S_new = np.where(i + k <= j * k, S[np.minimum(i + k, j * k)], 0.0) + (
+            band[1][:rows] * win
+        ).sum(1)
         dF, dS = self._top_correction(mass, j)
-        F_new[-dF.size:] += dF
-        S_new[-dS.size:] += dS
+        F_new[-dF.size :] += dF
+        S_new[-dS.size :] += dS
         return F_new, S_new
 
     def _top_correction(self, mass, j):
@@ -699,7 +717,9 @@ class _RecursionGrid:
         up = r >= 1.0  # below c1 the kernel is 1 when r >= 1, 0 when r < 1
         last = first + cell.shape[1]
         F = np.where(up, self.F[first], 0.0) + (mass * (g + up[:, None] * below_c1)).sum(1)
-        S = np.where(up, 0.0, self.F[first]) + np.where(last < cells, self.S[np.minimum(last, cells)], 0.0)
+        S = np.where(up, 0.0, self.F[first]) + np.where(
+            last < cells, self.S[np.minimum(last, cells)], 0.0
+        )
         S = S + (mass * (gc + above_c2 + ~up[:, None] * below_c1)).sum(1)
         return F, S
 
@@ -775,7 +795,9 @@ class _HankelLaw:
         t_hi = float(_rayleigh_null(n, d).isf(NULL_CF_TAIL_P))
         self.r_hi = min(float(n), 1.5 * np.sqrt(t_hi * n / d))
         scan = np.linspace(0.0, NULL_CF_RHO_CAP, NULL_CF_SCAN + 1)[1:]
-        big = np.flatnonzero(np.abs(_char_uniform(scan, d)) ** n * (1.0 + scan) ** (d / 2.0) >= NULL_CF_TAIL)
+        big = np.flatnonzero(
+            np.abs(_char_uniform(scan, d)) ** n * (1.0 + scan) ** (d / 2.0) >= NULL_CF_TAIL
+        )
         self.rho_max = scan[min(big[-1] + 1, scan.size - 1)] if big.size else scan[0]
         levels = max(1, int(np.ceil(np.log2(self.r_hi / (2.0 * np.pi)))) + 1)
         self.r_level = self.r_hi / 2.0 ** np.arange(levels)  # rule l serves r <= r_level[l]
@@ -802,13 +824,17 @@ class _HankelLaw:
         chunk = max(1, NULL_CF_CHUNK // rho.size)
         out = []
         for part in np.array_split(r[:, None], max(1, -(-r.size // chunk))):
-            kernel = np.exp(log_c + (self.d / 2.0) * np.log(part)) * _bessel_j_half(self.d, part * rho)
+            kernel = np.exp(log_c + (self.d / 2.0) * np.log(part)) * _bessel_j_half(
+                self.d, part * rho
+            )
             out.append(kernel @ weight)
         return np.concatenate(out) if out else np.empty(0)
 
     def cdf_sf(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         F = np.where(r >= self.r_hi, 1.0, 0.0)
-        level = np.floor(np.log2(self.r_hi) - np.log2(np.maximum(r, np.finfo(float).tiny))).astype(int)
+        level = np.floor(np.log2(self.r_hi) - np.log2(np.maximum(r, np.finfo(float).tiny))).astype(
+            int
+        )
         level = np.clip(level, 0, len(self.rules) - 1)
         for lev, rule in enumerate(self.rules):
             sel = (r > 0) & (r < self.r_hi) & (level == lev)
@@ -834,11 +860,14 @@ def _exact_quantile(n: int, d: float, q: float) -> float:
     is solved on P(R_n > r) = 1 - q so that small tail probabilities keep their digits)."""
     law = _exact_law(n, d)
     if q <= 0.5:
+
         def gap(r):
             return law.cdf_sf(np.array([r]))[0][0] - q
     else:
+
         def gap(r):
             return (1.0 - q) - law.cdf_sf(np.array([r]))[1][0]
+
     return _brentq(gap, 0.0, float(n), xtol=NULL_QUANTILE_XTOL * n)
 
 

@@ -123,7 +123,11 @@ def _linear(mod: nn.Linear, a, delta, c: int, rows: _Rows) -> None:
     rows.add(mod.bias, d3.sum(dim=1))
 
 
-_CONV_WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight, 3: torch.nn.grad.conv3d_weight}
+_CONV_WEIGHT = {
+    1: torch.nn.grad.conv1d_weight,
+    2: torch.nn.grad.conv2d_weight,
+    3: torch.nn.grad.conv3d_weight,
+}
 
 
 def _conv(mod: nn.modules.conv._ConvNd, a, delta, c: int, rows: _Rows) -> None:
@@ -137,8 +141,15 @@ def _conv(mod: nn.modules.conv._ConvNd, a, delta, c: int, rows: _Rows) -> None:
         weight_grad = _CONV_WEIGHT[a.ndim - 2]
         for k in range(c):
             sl = slice(k * b, (k + 1) * b)
-            g = weight_grad(a[sl], mod.weight.shape, delta[sl], stride=mod.stride, padding=padding,
-                            dilation=mod.dilation, groups=mod.groups)
+            g = weight_grad(
+                a[sl],
+                mod.weight.shape,
+                delta[sl],
+                stride=mod.stride,
+                padding=padding,
+                dilation=mod.dilation,
+                groups=mod.groups,
+            )
             _store(target[k], g.reshape(-1), accumulate)
     rows.add(mod.bias, delta.reshape(c, b, delta.shape[1], -1).sum(dim=(1, 3)))
 
@@ -166,7 +177,9 @@ def _embedding(mod: nn.Embedding, idx, delta, c: int, rows: _Rows) -> None:
     if not accumulate:
         table.zero_()
     k = torch.arange(c, device=idx.device).unsqueeze(1).expand_as(idx)
-    table.index_put_((k.reshape(-1), idx.reshape(-1)), g.reshape(-1, dim).to(table.dtype), accumulate=True)
+    table.index_put_(
+        (k.reshape(-1), idx.reshape(-1)), g.reshape(-1, dim).to(table.dtype), accumulate=True
+    )
 
 
 def _embedding_check(mod: nn.Embedding) -> str | None:
@@ -193,7 +206,9 @@ def _affine_channels(mod, xhat, delta, c: int, rows: _Rows) -> None:
 
 
 def _layer_norm(mod, a, delta, c, rows):
-    _affine_trailing(mod, F.layer_norm(a, mod.normalized_shape, None, None, mod.eps), delta, c, rows)
+    _affine_trailing(
+        mod, F.layer_norm(a, mod.normalized_shape, None, None, mod.eps), delta, c, rows
+    )
 
 
 def _rms_norm(mod, a, delta, c, rows):
@@ -244,8 +259,10 @@ def supports(model: nn.Module, device: torch.device) -> str | None:
                 continue
             rule = RULES.get(type(mod))
             if rule is None:
-                return (f"trainable parameter '{_join(mname, pname)}' belongs to a {type(mod).__name__}, "
-                        "a layer type without a contraction rule")
+                return (
+                    f"trainable parameter '{_join(mname, pname)}' belongs to a {type(mod).__name__}, "
+                    "a layer type without a contraction rule"
+                )
             why = rule.check(mod) if rule.check else None
             if why:
                 return f"layer '{mname}': {why}"
@@ -261,7 +278,8 @@ def _layers(job: Job) -> dict[nn.Module, str]:
     if "contract_layers" not in job.state:
         wanted = {id(p) for _, p in job.params}
         job.state["contract_layers"] = {
-            m: name for name, m in job.model.named_modules()
+            m: name
+            for name, m in job.model.named_modules()
             if any(id(p) in wanted for p in m.parameters(recurse=False))
         }
     return job.state["contract_layers"]
@@ -339,13 +357,23 @@ def _compute(job: Job, chunk: Chunk) -> None:
     _check_output(out, chunk)
     total = chunk_loss(job.loss_fn, out, y, c, job.state)
     if not same_rng_state(before, rng_state(job.device)):
-        raise Refusal("the model drew random numbers in its forward pass; every minibatch's draws "
-                      "would depend on how the minibatches are grouped into chunks")
-    changed = [layers[cl.layer] for cl in calls if cl.a._version != cl.a_version or cl.z._version != cl.z_version]
+        raise Refusal(
+            "the model drew random numbers in its forward pass; every minibatch's draws "
+            "would depend on how the minibatches are grouped into chunks"
+        )
+    changed = [
+        layers[cl.layer]
+        for cl in calls
+        if cl.a._version != cl.a_version or cl.z._version != cl.z_version
+    ]
     if changed:
         if copy:
-            raise Refusal(f"captured tensors of layers {changed[:3]} changed in place even as copies")
-        job.state["contract_copy"] = f"inputs or outputs of layers {changed[:3]} are changed in place (e.g. ReLU(inplace=True))"
+            raise Refusal(
+                f"captured tensors of layers {changed[:3]} changed in place even as copies"
+            )
+        job.state["contract_copy"] = (
+            f"inputs or outputs of layers {changed[:3]} are changed in place (e.g. ReLU(inplace=True))"
+        )
         job.restore_buffers()
         return _compute(job, chunk)
     for cl in calls:
@@ -368,10 +396,14 @@ def _check_output(out, chunk: Chunk) -> None:
     n = chunk.c * chunk.b
     if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != n:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise Refusal(f"the model's output is {shape}; the contract backend needs one row per example on dim 0 ({n} rows)")
+        raise Refusal(
+            f"the model's output is {shape}; the contract backend needs one row per example on dim 0 ({n} rows)"
+        )
     if bool(torch.isfinite(out.detach().sum())):  # (torch.isfinite over all of out is 6x slower)
         return
     finite = torch.isfinite(out.detach().reshape(chunk.c, -1)).all(dim=1)
     if not bool(finite.all()):
         bad = (chunk.start + torch.nonzero(~finite).flatten()).tolist()
-        raise Refusal(f"non-finite values (NaN or inf) in the model's outputs for minibatches {bad[:20]}")
+        raise Refusal(
+            f"non-finite values (NaN or inf) in the model's outputs for minibatches {bad[:20]}"
+        )

@@ -51,7 +51,9 @@ class Job:
         s = (self.seed + k) % SEED_MODULUS
         torch.default_generator.manual_seed(s)
         if self.device.type == "cuda":
-            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            index = (
+                self.device.index if self.device.index is not None else torch.cuda.current_device()
+            )
             torch.cuda.default_generators[index].manual_seed(s)
 
     @torch.no_grad()

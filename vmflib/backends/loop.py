@@ -30,7 +30,9 @@ def compute(job: Job, chunk: Chunk) -> None:
             loss = job.loss_fn(job.model(chunk.x[k]), chunk.y[k])
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-                raise ValueError(f"loss_fn must return the loss of one minibatch (one number), got {shape}")
+                raise ValueError(
+                    f"loss_fn must return the loss of one minibatch (one number), got {shape}"
+                )
             grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         finally:
             job.restore_buffers()
@@ -39,4 +41,3 @@ def compute(job: Job, chunk: Chunk) -> None:
                 rows[k].zero_()
             else:
                 rows[k].copy_((g.to_dense() if g.is_sparse else g).reshape(-1))
-

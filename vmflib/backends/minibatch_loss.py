@@ -19,13 +19,27 @@ import torch.nn.functional as F
 from torch import nn
 
 #: Functions whose default ('mean') reduction averages one term per output element.
-ELEMENTWISE_MEANS = (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.binary_cross_entropy,
-                     F.binary_cross_entropy_with_logits, F.soft_margin_loss)
+ELEMENTWISE_MEANS = (
+    F.mse_loss,
+    F.l1_loss,
+    F.smooth_l1_loss,
+    F.huber_loss,
+    F.binary_cross_entropy,
+    F.binary_cross_entropy_with_logits,
+    F.soft_margin_loss,
+)
 #: Functions that average one term per (example, position), skipping targets == ignore_index.
 CLASS_MEANS = (F.cross_entropy, F.nll_loss)
 #: Loss modules with the same meaning when built with reduction='mean' and no weights.
-ELEMENTWISE_MODULES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss,
-                       nn.SoftMarginLoss)
+ELEMENTWISE_MODULES = (
+    nn.MSELoss,
+    nn.L1Loss,
+    nn.SmoothL1Loss,
+    nn.HuberLoss,
+    nn.BCELoss,
+    nn.BCEWithLogitsLoss,
+    nn.SoftMarginLoss,
+)
 CLASS_MODULES = (nn.CrossEntropyLoss, nn.NLLLoss)
 DEFAULT_IGNORE_INDEX = -100
 
@@ -78,5 +92,7 @@ def chunk_loss(loss_fn, out: torch.Tensor, y: torch.Tensor, c: int, state: dict)
         state["loss_vmap"] = False
     losses = [loss_fn(o, t) for o, t in zip(outs, ys)]
     if any(loss.numel() != 1 for loss in losses):
-        raise ValueError(f"loss_fn must return one number per minibatch, got shape {tuple(losses[0].shape)}")
+        raise ValueError(
+            f"loss_fn must return one number per minibatch, got shape {tuple(losses[0].shape)}"
+        )
     return torch.stack([loss.reshape(()) for loss in losses]).sum()

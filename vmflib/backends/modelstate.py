@@ -28,7 +28,9 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return [
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
 
 
 def check_batchnorm_mode(model: nn.Module, batchnorm: str) -> None:
@@ -67,7 +69,9 @@ def measuring(model: nn.Module, batchnorm: str = "batch"):
     """
     check_batchnorm_mode(model, batchnorm)
     if torch.is_inference_mode_enabled():
-        raise ValueError("gradients cannot be computed inside torch.inference_mode(); measure outside it")
+        raise ValueError(
+            "gradients cannot be computed inside torch.inference_mode(); measure outside it"
+        )
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     tensors = list(model.parameters()) + list(model.buffers())

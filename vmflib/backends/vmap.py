@@ -26,7 +26,9 @@ def supports(model: nn.Module, device: torch.device) -> str | None:
         return f"{why}; under vmap each minibatch's draws would depend on chunk_size"
     for name, m in model.named_modules():
         if isinstance(m, nn.RNNBase):
-            return f"recurrent layer '{name}' ({type(m).__name__}) does not run under torch.func.vmap"
+            return (
+                f"recurrent layer '{name}' ({type(m).__name__}) does not run under torch.func.vmap"
+            )
     return None
 
 
@@ -36,18 +38,24 @@ def compute(job: Job, chunk: Chunk) -> None:
     trainable = {n: p.detach() for n, p in job.params}
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
     c = chunk.c
-    buffers = {n: b.detach().unsqueeze(0).expand(c, *b.shape).clone() for n, b in model.named_buffers()}
+    buffers = {
+        n: b.detach().unsqueeze(0).expand(c, *b.shape).clone() for n, b in model.named_buffers()
+    }
 
     def loss_of(params, bufs, x, y):
         return loss_fn(torch.func.functional_call(model, {**params, **frozen, **bufs}, (x,)), y)
 
-    per_minibatch = torch.func.vmap(torch.func.grad(loss_of), in_dims=(None, 0, 0, 0), randomness="error")
+    per_minibatch = torch.func.vmap(
+        torch.func.grad(loss_of), in_dims=(None, 0, 0, 0), randomness="error"
+    )
     try:
         grads = per_minibatch(trainable, buffers, chunk.x, chunk.y)
     except RuntimeError as e:
         if "random" in str(e):
-            raise Refusal("the model draws random numbers in its forward pass; under vmap each "
-                          "minibatch's draws would depend on chunk_size") from None
+            raise Refusal(
+                "the model draws random numbers in its forward pass; under vmap each "
+                "minibatch's draws would depend on chunk_size"
+            ) from None
         raise
     for rows, n in zip(chunk.dest, names):
         rows.copy_(grads[n].reshape(c, -1))
