@@ -164,11 +164,10 @@ def data_fingerprint(dataset: str, data_root) -> str:
 def expand_jobs(prof: dict, out: Path, *, data_root=None, device: str | None = None) -> list[Job]:
     """The profile's jobs, in dependency order (runs, chapters, results), with cache keys."""
     out = Path(out)
-    lib = sorted(
-        p.stem
-        for p in Path(results.__file__).parent.glob("*.py")
-        if p.stem not in results.TOOL_MODULES
-    )
+    pkg = Path(results.__file__).parent
+    names = [p.stem for p in pkg.glob("*.py")]
+    names += [d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()]
+    lib = sorted(n for n in names if n not in results.TOOL_MODULES)
     code_all = results.code_version(lib).split("+")[0]
     code_run = results.code_version(results.RUN_MODULES).split("+")[0]
     defaults = prof.get("defaults") or {}

@@ -85,11 +85,15 @@ def code_version(modules=None) -> str:
     """sha256 (16 hex) of vmflib's source files (or only ``modules``), plus the git commit."""
     pkg = Path(__file__).parent
     h = hashlib.sha256()
-    files = (
-        sorted(pkg.glob("*.py")) if modules is None else sorted(pkg / f"{m}.py" for m in modules)
-    )
-    for p in files:
-        h.update(p.name.encode())
+    if modules is None:
+        modules = [p.stem for p in pkg.glob("*.py")] + [
+            d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()
+        ]
+    files: list[Path] = []
+    for m in modules:  # a module m.py, or every *.py of a package m/
+        files += sorted((pkg / m).rglob("*.py")) if (pkg / m).is_dir() else [pkg / f"{m}.py"]
+    for p in sorted(files):
+        h.update(p.relative_to(pkg).as_posix().encode())
         h.update(p.read_bytes())
     digest = h.hexdigest()[:16]
     try:
