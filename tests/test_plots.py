@@ -50,8 +50,8 @@ def legend_texts(ax) -> list[str]:
 
 
 # --- model styles ------------------------------------------------------------------------------
-def test_model_style_falls_back_to_the_plots_tables():
-    assert plots.model_style("cnn_bn") == ("CNN-BN", plots.MODEL_COLORS["cnn_bn"])
+def test_model_style_comes_from_the_registry():
+    assert plots.model_style("cnn_bn") == ("CNN-BN", models.MODELS["cnn_bn"].color)
     assert plots.model_style("mystery") == ("mystery", plots.UNKNOWN_MODEL_COLOR)
 
 

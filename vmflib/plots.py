@@ -28,22 +28,6 @@ import pandas as pd
 
 from .stats import NULL_BAND
 
-#: Model colours and labels for a registry whose ModelSpec has no ``label``/``color`` yet
-#: (read only through :func:`model_style`).
-MODEL_COLORS = {
-    "fnn": "#1b9e77",
-    "dfnn": "#d95f02",
-    "cnn": "#7570b3",
-    "cnn_bn": "#e7298a",
-    "resnet20": "#66a61e",
-}
-MODEL_LABELS = {
-    "fnn": "FNN",
-    "dfnn": "DFNN",
-    "cnn": "CNN",
-    "cnn_bn": "CNN-BN",
-    "resnet20": "ResNet-20",
-}
 #: Colour of a model that the registry does not know.
 UNKNOWN_MODEL_COLOR = "0.3"
 #: Colours for the quantities.
@@ -85,15 +69,14 @@ class ModelStyle(NamedTuple):
 
 
 def model_style(name: str) -> ModelStyle:
-    """Label and colour of a model: from its entry of :data:`vmflib.models.MODELS`
-    (``.label``, ``.color``) when the entry has them; else from MODEL_LABELS / MODEL_COLORS;
-    else (name, UNKNOWN_MODEL_COLOR)."""
+    """Label and colour of a model: ``MODELS[name].label`` and ``.color`` from
+    :data:`vmflib.models.MODELS`; (name, UNKNOWN_MODEL_COLOR) for a name it does not know."""
     from .models import MODELS
 
     spec = MODELS.get(name)
-    if spec is not None and hasattr(spec, "label") and hasattr(spec, "color"):
-        return ModelStyle(spec.label, spec.color)
-    return ModelStyle(MODEL_LABELS.get(name, name), MODEL_COLORS.get(name, UNKNOWN_MODEL_COLOR))
+    if spec is None:
+        return ModelStyle(name, UNKNOWN_MODEL_COLOR)
+    return ModelStyle(spec.label, spec.color)
 
 
 def save(fig, path, *, formats=("png",)) -> list[Path]:
