@@ -274,9 +274,20 @@ def sampling_problem(
     x = torch.randn(n, *input_shape, generator=g).to(dev)
     y = torch.randint(0, 10, (n,), generator=g).to(dev)
     idx = sample_indices(n, b, m, g)
-    kept = torch.zeros(m, d, device=dev) if reuse_out else None
     return SamplingProblem(
-        model, params, F.cross_entropy, x, y, idx, m, b, d, chunk, tuple(input_shape), dev, kept
+        model=model,
+        params=params,
+        loss=F.cross_entropy,
+        x=x,
+        y=y,
+        idx=idx,
+        m=m,
+        b=b,
+        d=d,
+        chunk=chunk,
+        input_shape=tuple(input_shape),
+        device=dev,
+        kept=torch.zeros(m, d, device=dev) if reuse_out else None,
     )
 
 
