@@ -86,9 +86,9 @@ def test_bench_sampling_reuse_out(capsys):
     # --reuse-out: the naive loop and vmflib both write into the one matrix made beforehand
     import torch
 
-    from vmflib.bench import _sampling_setup
+    from vmflib.bench import sampling_setup
 
-    fns, d, _ = _sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28), reuse_out=True)
+    fns, d, _ = sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28), reuse_out=True)
     kept = fns["naive loop"]()
     assert kept.shape == (4, d)
     naive = kept.clone()
@@ -96,7 +96,7 @@ def test_bench_sampling_reuse_out(capsys):
     assert fns["vmflib auto"]() == "contract"
     torch.testing.assert_close(kept, naive, rtol=1e-4, atol=1e-6)  # written in place by out=
     assert fns["write m x d"]() is kept and fns["naive loop"]() is kept
-    fresh, _, _ = _sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28))
+    fresh, _, _ = sampling_setup("fnn", 4, 8, None, "cpu", (1, 28, 28))
     assert fresh["naive loop"]() is not fresh["naive loop"]()
     args = [
         "--models",

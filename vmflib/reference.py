@@ -1,6 +1,7 @@
-"""High-precision references for the vMF maths (mpmath): slow, obvious, independent.
+"""Test and benchmark oracle for :mod:`vmflib.vmf`: slow, obvious, independent (mpmath).
 
-Used by the tests and by ``python -m vmflib bench vmf`` to judge :mod:`vmflib.vmf`.
+No measurement uses this module. The tests, ``python -m vmflib bench vmf`` and the vMF
+estimation chapter use it to judge :mod:`vmflib.vmf` against high-precision references.
 
 * Small and moderate order: ``mpmath.besseli`` (hypergeometric series) at 40 digits.
 * Large order (nu = d/2 - 1 >= DEBYE_MIN_NU): Debye's uniform asymptotic expansion
@@ -166,9 +167,8 @@ def random_walk_3d_cdf(r, n: int) -> Fraction:
             break
         upper = min(r, Fraction(c))
 
-        def antiderivative(
-            u, c=c
-        ):  # of (c - u) u^(n-2), u = c - s: s (c - s)^(n-2) ds = -(c - u) u^(n-2) du
+        def antiderivative(u, c=c):
+            """Of (c - u) u^(n-2) in u = c - s, since s (c - s)^(n-2) ds = -(c - u) u^(n-2) du."""
             return c * u ** (n - 1) / (n - 1) - u**n / n
 
         total += (-1) ** k * comb(n, k) * (antiderivative(Fraction(c)) - antiderivative(c - upper))

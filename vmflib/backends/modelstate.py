@@ -1,6 +1,6 @@
 """The model while it is measured: its mode, buffers, random state and what couples examples.
 
-The definition measured (``science.md``): the gradient of each minibatch's loss in train
+The definition measured (book/methods.md): the gradient of each minibatch's loss in train
 mode, with BatchNorm using the minibatch's own statistics (``batchnorm="batch"``, the
 default) or its running statistics (``batchnorm="running"``), without updating running
 statistics. Nothing about the model changes while measuring.
@@ -41,8 +41,8 @@ def check_batchnorm_mode(model: nn.Module, batchnorm: str) -> None:
         bare = [n for n, m in batchnorm_layers(model) if not m.track_running_stats]
         if bare:
             raise ValueError(
-                f"batchnorm='running' needs running statistics, but BatchNorm layers {bare[:5]} keep none "
-                "(track_running_stats=False); use batchnorm='batch'"
+                f"batchnorm='running' needs running statistics, but BatchNorm layers {bare[:5]} "
+                "keep none (track_running_stats=False); use batchnorm='batch'"
             )
 
 
@@ -52,9 +52,10 @@ def eval_mode_warning(model: nn.Module) -> str | None:
     if not evals:
         return None
     return (
-        f"{len(evals)} submodule(s) of the model are in eval mode (e.g. {evals[:3]}); vmflib measures "
-        "the gradients SGD takes, in train mode (Dropout active, BatchNorm as batchnorm= says) and "
-        "restores the modes afterwards. Call model.train() before measuring to silence this warning."
+        f"{len(evals)} submodule(s) of the model are in eval mode (e.g. {evals[:3]}); vmflib "
+        "measures the gradients SGD takes, in train mode (Dropout active, BatchNorm as batchnorm= "
+        "says) and restores the modes afterwards. Call model.train() before measuring to silence "
+        "this warning."
     )
 
 
