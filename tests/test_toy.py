@@ -208,7 +208,8 @@ def test_sgd_trajectory_schedule_and_decay():
     a = toy.sgd_trajectory(p, measure_at=[0, 3, 40], lr_decay_steps=10, **kw)
     assert list(a["step"]) == [0, 3, 40]
     np.testing.assert_allclose(a["lr_t"], 0.05 / (1 + np.array([0, 3, 40]) / 10))
-    # same seed, same minibatches: the decayed run differs from the constant one only by the step size
+    # same seed, same minibatches: the decayed run differs from the constant one only by the
+    # step size
     c = toy.sgd_trajectory(p, measure_at=[0, 3, 40], **kw)
     assert a["loss"].iloc[0] == c["loss"].iloc[0] and a["loss"].iloc[-1] != c["loss"].iloc[-1]
     with pytest.raises(ValueError, match="exactly one"):
@@ -217,3 +218,15 @@ def test_sgd_trajectory_schedule_and_decay():
         toy.sgd_trajectory(p, measure_at=[50], **kw)
     with pytest.raises(ValueError, match="lr_decay_steps"):
         toy.sgd_trajectory(p, measure_every=10, lr_decay_steps=0, **kw)
+
+
+def test_sgd_steps():
+    assert toy.measurement_schedule(10, 4, None) == {0, 4, 8, 10}
+    assert toy.measurement_schedule(10, None, [3, 0]) == {0, 3}
+    assert toy.learning_rate(5, 0.1, None) == 0.1
+    assert toy.learning_rate(5, 0.1, 10) == pytest.approx(0.1 / 1.5)
+    p = _small()
+    w = np.random.default_rng(0).standard_normal(p.d)
+    idx = np.random.default_rng(7).choice(p.n, size=3, replace=False)
+    manual = w - 0.5 * p.per_example_gradients(w)[idx].mean(axis=0)
+    np.testing.assert_allclose(toy.sgd_step(p, w, 0.5, 3, np.random.default_rng(7)), manual)

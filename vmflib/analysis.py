@@ -9,7 +9,9 @@ Rbar, no clipping; m and d are fixed within a run, so its bias does not distort 
 ranking) and with GNS = CV of the norms; Pearson r on log scales and Spearman rho.
 
 Across seeds, correlations are averaged on Fisher's z scale with a t interval over seeds
-(95%; none with one seed).
+(level CI_LEVEL; none with one seed). The verdict rules are :func:`claim_a_verdict` and
+:func:`claim_b_verdict`; their thresholds are the constants below, which the book glues into
+its prose.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-#: Verdict thresholds (stated in the book's text).
+#: Claim A needs the mean over seeds of Spearman(epoch, kappa) to be at most this.
 CLAIM_A_MEAN_RHO = -0.5
+#: Level of the t intervals over seeds.
 CI_LEVEL = 0.95
+#: The three verdicts.
+SUPPORTED, MIXED, NOT_SUPPORTED = "supported", "mixed", "not supported"
 
 
 def fisher_mean_ci(r, level: float = CI_LEVEL) -> tuple[float, float, float]:
@@ -38,6 +43,7 @@ def fisher_mean_ci(r, level: float = CI_LEVEL) -> tuple[float, float, float]:
 
 
 def mean_ci(x, level: float = CI_LEVEL) -> tuple[float, float, float]:
+    """Mean of the finite values of x and its t interval (NaN interval with one value)."""
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -87,22 +93,29 @@ def per_run_claim_a(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claim_a_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model: mean Spearman(epoch, kappa) over seeds with CI, kappa first/last, verdict.
+def claim_a_verdict(rhos) -> str:
+    """Verdict on Claim A for one model from its per-seed Spearman(epoch, kappa).
 
-    Verdict rule: "supported" if every seed's rho < 0 and the mean rho <= CLAIM_A_MEAN_RHO;
-    "not supported" if the mean rho >= 0; "mixed" otherwise.
+    SUPPORTED if every seed's rho < 0 and the Fisher mean over seeds is at most
+    CLAIM_A_MEAN_RHO; NOT_SUPPORTED if the mean is >= 0 or no rho is finite; MIXED otherwise.
+    A NaN rho (constant kappa, or fewer than 3 points) is not < 0.
     """
+    rhos = np.asarray(rhos, dtype=float)
+    mean = fisher_mean_ci(rhos)[0]
+    if np.isfinite(mean) and (rhos < 0).all() and mean <= CLAIM_A_MEAN_RHO:
+        return SUPPORTED
+    if not np.isfinite(mean) or mean >= 0:
+        return NOT_SUPPORTED
+    return MIXED
+
+
+def claim_a_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean Spearman(epoch, kappa) over seeds with CI, kappa first/last, and the
+    verdict of :func:`claim_a_verdict`."""
     runs = per_run_claim_a(df)
     rows = []
     for model, g in runs.groupby("model", sort=False):
         mean, lo, hi = fisher_mean_ci(g["rho_epoch_kappa"])
-        if np.isfinite(mean) and (g["rho_epoch_kappa"] < 0).all() and mean <= CLAIM_A_MEAN_RHO:
-            verdict = "supported"
-        elif not np.isfinite(mean) or mean >= 0:
-            verdict = "not supported"
-        else:
-            verdict = "mixed"
         rows.append(
             {
                 "model": model,
@@ -113,7 +126,7 @@ def claim_a_table(df: pd.DataFrame) -> pd.DataFrame:
                 "kappa first": g["kappa_first"].mean(),
                 "kappa last": g["kappa_last"].mean(),
                 "last/first": (g["kappa_last"] / g["kappa_first"]).mean(),
-                "verdict": verdict,
+                "verdict": claim_a_verdict(g["rho_epoch_kappa"]),
             }
         )
     return pd.DataFrame(rows)
@@ -141,34 +154,38 @@ def per_run_claim_b(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def du_dominates(runs: pd.DataFrame) -> pd.Series:
+    """Per run (rows of :func:`per_run_claim_b`): GS correlates more strongly with DU than
+    with GNS, by Pearson and by Spearman (|r_gs_du| > |r_gs_gns|, |rho_gs_du| > |rho_gs_gns|)."""
+    pearson = runs["r_gs_du"].abs() > runs["r_gs_gns"].abs()
+    return pearson & (runs["rho_gs_du"].abs() > runs["rho_gs_gns"].abs())
+
+
+def claim_b_verdict(runs: pd.DataFrame) -> str:
+    """Verdict on Claim B for one model from its runs (rows of :func:`per_run_claim_b`).
+
+    SUPPORTED if :func:`du_dominates` holds for every run and, with 2+ runs, the t interval
+    (CI_LEVEL) of the mean of |r_gs_du| - |r_gs_gns| lies above 0; NOT_SUPPORTED if that mean
+    is <= 0 or not finite; MIXED otherwise.
+    """
+    mean, lo, _ = mean_ci(runs["r_gs_du"].abs() - runs["r_gs_gns"].abs())
+    if np.isfinite(mean) and du_dominates(runs).all() and (len(runs) < 2 or lo > 0):
+        return SUPPORTED
+    if not np.isfinite(mean) or mean <= 0:
+        return NOT_SUPPORTED
+    return MIXED
+
+
 def claim_b_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per model: corr(GS, DU) and corr(GS, GNS) (Pearson on logs, Spearman), CIs over seeds,
-    the mean of |r(GS,DU)| - |r(GS,GNS)| with its CI, and a verdict.
-
-    Verdict rule: "supported" if |r(GS,DU)| > |r(GS,GNS)| for every seed (both Pearson and
-    Spearman) and, with 2+ seeds, the CI of the Pearson difference lies above 0;
-    "not supported" if the mean difference is <= 0; "mixed" otherwise.
-    """
+    the mean of |r(GS,DU)| - |r(GS,GNS)| with its CI, and the verdict of
+    :func:`claim_b_verdict`."""
     runs = per_run_claim_b(df)
     rows = []
     for model, g in runs.groupby("model", sort=False):
         r_du = fisher_mean_ci(g["r_gs_du"])
         r_gns = fisher_mean_ci(g["r_gs_gns"])
-        rho_du = fisher_mean_ci(g["rho_gs_du"])
-        rho_gns = fisher_mean_ci(g["rho_gs_gns"])
         diff = mean_ci(g["r_gs_du"].abs() - g["r_gs_gns"].abs())
-        every = bool(
-            (
-                (g["r_gs_du"].abs() > g["r_gs_gns"].abs())
-                & (g["rho_gs_du"].abs() > g["rho_gs_gns"].abs())
-            ).all()
-        )
-        if np.isfinite(diff[0]) and every and (len(g) < 2 or diff[1] > 0):
-            verdict = "supported"
-        elif not np.isfinite(diff[0]) or diff[0] <= 0:
-            verdict = "not supported"
-        else:
-            verdict = "mixed"
         rows.append(
             {
                 "model": model,
@@ -177,15 +194,16 @@ def claim_b_table(df: pd.DataFrame) -> pd.DataFrame:
                 "r(GS,DU) CI": _fmt_ci(r_du),
                 "r(GS,GNS)": r_gns[0],
                 "r(GS,GNS) CI": _fmt_ci(r_gns),
-                "rho(GS,DU)": rho_du[0],
-                "rho(GS,GNS)": rho_gns[0],
+                "rho(GS,DU)": fisher_mean_ci(g["rho_gs_du"])[0],
+                "rho(GS,GNS)": fisher_mean_ci(g["rho_gs_gns"])[0],
                 "|r_DU|-|r_GNS|": diff[0],
                 "diff CI": _fmt_ci(diff),
-                "verdict": verdict,
+                "verdict": claim_b_verdict(g),
             }
         )
     return pd.DataFrame(rows)
 
 
 def _fmt_ci(t) -> str:
+    """'[lo, hi]' of a (mean, lo, hi) triple, or 'n/a (1 seed)' without an interval."""
     return "n/a (1 seed)" if not np.isfinite(t[1]) else f"[{t[1]:.2f}, {t[2]:.2f}]"

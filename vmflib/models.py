@@ -11,7 +11,8 @@ All models avoid in-place operations and data-dependent control flow so that
 models with BatchNorm are measured in train mode with the minibatch's own statistics.
 
 :func:`build_model` constructs any of them by name and initialises it deterministically
-from ``seed`` without touching the global RNG state. :data:`MODELS` lists them.
+from ``seed`` without touching the global RNG state. :data:`MODELS` lists them, each
+with a one-line description and the label and colour figures use.
 
 Parameter counts d (:func:`num_parameters`) with the default widths:
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,8 @@ def _check_input_shape(input_shape, *, image: bool) -> tuple[int, ...]:
         )
     if image and len(shape) != 3:
         raise ValueError(
-            f"this model needs an image input_shape (C, H, W), e.g. (1, 28, 28); got {input_shape!r}"
+            "this model needs an image input_shape (C, H, W), e.g. (1, 28, 28); "
+            f"got {input_shape!r}"
         )
     return shape
 
@@ -297,7 +299,8 @@ class ResNet20(nn.Module):
         shortcut = str(shortcut).upper()
         if shortcut not in ("A", "B"):
             raise ValueError(
-                f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}"
+                "shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), "
+                f"got {shortcut!r}"
             )
         self.shortcut = shortcut
         self.conv1 = nn.Conv2d(self.input_shape[0], widths[0], 3, stride=1, padding=1, bias=False)
@@ -325,21 +328,49 @@ class ResNet20(nn.Module):
 
 
 # --- registry and construction -------------------------------------------------------------
-class ModelSpec(NamedTuple):
-    """An entry of :data:`MODELS`: the class and a one-line description."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """An entry of :data:`MODELS`.
+
+    Attributes:
+        cls: the model class, called as ``cls(input_shape, num_classes, **kwargs)``.
+        description: one line saying what the network is.
+        label: its name in figures and tables, e.g. "CNN-BN".
+        color: its colour in figures (a matplotlib colour string), one per model.
+    """
 
     cls: Callable[..., nn.Module]
     description: str
+    label: str
+    color: str
 
 
-#: Known model names -> (class, one-line description).
+#: Known model names -> :class:`ModelSpec`, in the order figures and tables list them.
 MODELS: dict[str, ModelSpec] = {
-    "fnn": ModelSpec(FNN, "one-hidden-layer ReLU MLP (hidden=100)"),
-    "dfnn": ModelSpec(DFNN, "deep ReLU MLP, three hidden layers (hidden=(100, 100, 100))"),
-    "cnn": ModelSpec(CNN, "2 x [conv3x3-ReLU-maxpool] (32, 64 channels) + FC 128 + FC"),
-    "cnn_bn": ModelSpec(CNNBN, "the CNN with BatchNorm after every convolution"),
+    "fnn": ModelSpec(FNN, "one-hidden-layer ReLU MLP (hidden=100)", label="FNN", color="#1b9e77"),
+    "dfnn": ModelSpec(
+        DFNN,
+        "deep ReLU MLP, three hidden layers (hidden=(100, 100, 100))",
+        label="DFNN",
+        color="#d95f02",
+    ),
+    "cnn": ModelSpec(
+        CNN,
+        "2 x [conv3x3-ReLU-maxpool] (32, 64 channels) + FC 128 + FC",
+        label="CNN",
+        color="#7570b3",
+    ),
+    "cnn_bn": ModelSpec(
+        CNNBN,
+        "the CNN with BatchNorm after every convolution",
+        label="CNN-BN",
+        color="#e7298a",
+    ),
     "resnet20": ModelSpec(
-        ResNet20, "CIFAR ResNet-20 (He et al. 2016), BatchNorm, option A shortcuts"
+        ResNet20,
+        "CIFAR ResNet-20 (He et al. 2016), BatchNorm, option A shortcuts",
+        label="ResNet-20",
+        color="#66a61e",
     ),
 }
 

@@ -1,36 +1,43 @@
 """The book's figure functions, in one consistent style.
 
-Every figure of the book is drawn here, so the style (fonts, colours per model, line
-widths, labelled axes with units, legends) is the same everywhere. Functions take tidy
-DataFrames as :func:`vmflib.results.load_runs` returns them and return the matplotlib
-Figure; :func:`save` writes it (PNG for the book, PDF for papers) atomically.
+Every figure of the book is drawn by a function of this module, so the style (fonts, one
+colour per model and per quantity, line widths, labelled axes with units, legends) is the
+same everywhere. Each function takes tables (tidy DataFrames as
+:func:`vmflib.results.load_runs` or a chapter of :mod:`vmflib.chapters` returns them) and
+returns the matplotlib Figure; :func:`save` writes it (PNG for the book, PDF for papers)
+atomically. The module does not choose a matplotlib backend: notebooks show figures with the
+kernel's inline backend, scripts and tests use whatever matplotlib picks (Agg without a
+display).
+
+Figures: runs of the experiments (:func:`kappa_curves`, :func:`quantities_vs_epoch`,
+:func:`layer_kappa`, :func:`scatter_with_r`, :func:`claim_b_scatter`); the kappa estimation
+chapter (:func:`raw_bias`, :func:`debiasing`, :func:`null_band_check`,
+:func:`scipy_comparison`, :func:`bessel_accuracy`); the toy model chapter
+(:func:`toy_signal_noise`, :func:`toy_kappa`, :func:`toy_snr_vs_rbar`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
-#: One colour per model, used by every figure.
-MODEL_COLORS = {
-    "fnn": "#1b9e77",
-    "dfnn": "#d95f02",
-    "cnn": "#7570b3",
-    "cnn_bn": "#e7298a",
-    "resnet20": "#66a61e",
-}
-MODEL_LABELS = {
-    "fnn": "FNN",
-    "dfnn": "DFNN",
-    "cnn": "CNN",
-    "cnn_bn": "CNN-BN",
-    "resnet20": "ResNet-20",
-}
+from .stats import NULL_BAND
+
+#: Colour of a model that the registry does not know.
+UNKNOWN_MODEL_COLOR = "0.3"
 #: Colours for the quantities.
 QUANTITY_COLORS = {"gs": "#0072B2", "gns": "#D55E00", "du": "#009E73", "null": "0.75"}
+#: Line styles of the raw and the debiased kappa estimate, in every figure.
+RAW, DEB = "--", "-"
+#: Colour of reference lines (truth, identities, predictions).
+REFERENCE_COLOR = "0.3"
+#: Tick labels 0.5, 1, 2 instead of 5x10^-1 on log axes.
+PLAIN = mticker.FuncFormatter(lambda v, _: f"{v:g}")
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
@@ -54,12 +61,22 @@ def apply_style() -> None:
     plt.rcParams.update(STYLE)
 
 
-def model_color(name: str) -> str:
-    return MODEL_COLORS.get(name, "0.3")
+class ModelStyle(NamedTuple):
+    """How a model is shown: its label in legends and titles, and its colour."""
+
+    label: str
+    color: str
 
 
-def model_label(name: str) -> str:
-    return MODEL_LABELS.get(name, name)
+def model_style(name: str) -> ModelStyle:
+    """Label and colour of a model: ``MODELS[name].label`` and ``.color`` from
+    :data:`vmflib.models.MODELS`; (name, UNKNOWN_MODEL_COLOR) for a name it does not know."""
+    from .models import MODELS
+
+    spec = MODELS.get(name)
+    if spec is None:
+        return ModelStyle(name, UNKNOWN_MODEL_COLOR)
+    return ModelStyle(spec.label, spec.color)
 
 
 def save(fig, path, *, formats=("png",)) -> list[Path]:
@@ -78,9 +95,11 @@ def save(fig, path, *, formats=("png",)) -> list[Path]:
 
 
 def _by_model(df: pd.DataFrame):
-    order = [m for m in MODEL_COLORS if m in set(df["model"])] + sorted(
-        set(df["model"]) - set(MODEL_COLORS)
-    )
+    """(model, rows) per model of ``df``: registry order first, then unknown names sorted."""
+    from .models import MODELS
+
+    present = set(df["model"])
+    order = [m for m in MODELS if m in present] + sorted(present - set(MODELS))
     for m in order:
         yield m, df[df["model"] == m]
 
@@ -91,32 +110,50 @@ def _mean_band(g: pd.DataFrame, col: str, x: str = "epoch"):
     return agg[x].to_numpy(), agg["mean"].to_numpy(), agg["min"].to_numpy(), agg["max"].to_numpy()
 
 
+def _band() -> str:
+    """The null band's nominal coverage, e.g. '95%'."""
+    return f"{NULL_BAND[-1] - NULL_BAND[0]:.0%}"
+
+
+def _sequence_colors(values, cmap: str, stop: float) -> dict:
+    """One colour per value (in sorted order) from ``cmap`` between 0 and ``stop``."""
+    values = sorted(set(values))
+    return dict(zip(values, plt.get_cmap(cmap)(np.linspace(0.0, stop, len(values)))))
+
+
+def _plain_ticks(*axes) -> None:
+    for axis in axes:
+        axis.set_major_formatter(PLAIN)
+        axis.set_minor_formatter(PLAIN)
+
+
+# --- runs of the experiments -----------------------------------------------------------------
 def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
     """kappa (raw, debiased) against epoch, one panel per model, with the uniform null band.
 
-    Lines are means over seeds, shaded where seeds range; the grey band is the 2.5-97.5%
-    range of the raw estimate for uniformly random directions (same m and d).
+    Lines are means over seeds, shaded where seeds range; the grey band is the central
+    NULL_BAND range of the raw estimate for uniformly random directions (same m and d).
     """
     models = list(_by_model(df))
     fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.0), squeeze=False)
     for ax, (m, g) in zip(axes[0], models):
-        c = model_color(m)
+        style = model_style(m)
         x, lo, _, _ = _mean_band(g, "null_lo")
         _, hi, _, _ = _mean_band(g, "null_hi")
         ax.fill_between(x, lo, hi, color=QUANTITY_COLORS["null"], alpha=0.6, lw=0)
-        ax.plot(x, hi, ls=":", color="0.45", lw=1.2, label="uniform null band (raw, 95%)")
+        ax.plot(x, hi, ls=":", color="0.45", lw=1.2, label=f"uniform null band (raw, {_band()})")
         ax.plot(x, lo, ls=":", color="0.45", lw=1.2)
         for col, ls, lab in (
-            ("kappa_raw", "--", "raw $\\hat\\kappa$"),
-            ("kappa_debiased", "-", "debiased $\\hat\\kappa$"),
+            ("kappa_raw", RAW, "raw $\\hat\\kappa$"),
+            ("kappa_debiased", DEB, "debiased $\\hat\\kappa$"),
         ):
             x, mean, mn, mx = _mean_band(g, col)
-            ax.plot(x, mean, ls, color=c, label=lab, marker="o" if ls == "-" else None)
-            ax.fill_between(x, mn, mx, color=c, alpha=0.15, lw=0)
+            ax.plot(x, mean, ls, color=style.color, label=lab, marker="o" if ls == DEB else None)
+            ax.fill_between(x, mn, mx, color=style.color, alpha=0.15, lw=0)
         ax.set_yscale("log")
         if log_x:
             ax.set_xscale("symlog", linthresh=0.05)
-        ax.set_title(model_label(m))
+        ax.set_title(style.label)
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("vMF concentration $\\kappa$ (log scale)")
     axes[0][-1].legend(loc="best")
@@ -125,21 +162,22 @@ def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
 
 
 def quantities_vs_epoch(df: pd.DataFrame):
-    """GS (1/SNR), GNS (CV of norms) and DU (1/kappa, debiased) against epoch, one row per model."""
+    """GS (1/SNR), GNS (CV of norms) and DU (1/kappa, debiased) against epoch, one panel per
+    quantity, one line per model."""
     models = list(_by_model(df))
     cols = [
         ("gs", "GS = 1/SNR"),
         ("gns", "GNS = CV of $|g|$"),
         ("du", "DU = $1/\\hat\\kappa_{\\rm debiased}$"),
     ]
-    df = df.assign(du=1.0 / df["kappa_debiased"].where(df["kappa_debiased"] > 0))
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.0), squeeze=False)
     for ax, (col, lab) in zip(axes[0], cols):
         for m, g in models:
+            style = model_style(m)
             g = g.assign(du=1.0 / g["kappa_debiased"].where(g["kappa_debiased"] > 0))
             x, mean, mn, mx = _mean_band(g, col)
-            ax.plot(x, mean, color=model_color(m), label=model_label(m), marker="o")
-            ax.fill_between(x, mn, mx, color=model_color(m), alpha=0.15, lw=0)
+            ax.plot(x, mean, color=style.color, label=style.label, marker="o")
+            ax.fill_between(x, mn, mx, color=style.color, alpha=0.15, lw=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(lab)
         ax.set_yscale("log")
@@ -168,14 +206,9 @@ def scatter_with_r(
         ty = np.log(g[y]) if logy else g[y]
         r = sps.pearsonr(tx, ty).statistic
         rho = sps.spearmanr(g[x], g[y]).statistic
-        ax.scatter(
-            g[x],
-            g[y],
-            s=14,
-            color=model_color(m),
-            alpha=0.8,
-            label=f"{model_label(m)}: r={r:.2f}, ρ={rho:.2f}",
-        )
+        style = model_style(m)
+        label = f"{style.label}: r={r:.2f}, ρ={rho:.2f}"
+        ax.scatter(g[x], g[y], s=14, color=style.color, alpha=0.8, label=label)
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -183,6 +216,19 @@ def scatter_with_r(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    return fig
+
+
+def claim_b_scatter(df: pd.DataFrame):
+    """GS against DU (left) and against GNS (right) over all measurement points; ``df`` has
+    columns gs, du (1/raw kappa), gns and model."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    gs = "GS = 1/SNR"
+    scatter_with_r(df, "du", "gs", xlabel="DU = $1/\\hat\\kappa$ (raw)", ylabel=gs, ax=ax1)
+    scatter_with_r(df, "gns", "gs", xlabel="GNS = CV of gradient norms", ylabel=gs, ax=ax2)
+    ax1.set_title("GS vs DU")
+    ax2.set_title("GS vs GNS")
+    fig.tight_layout()
     return fig
 
 
@@ -201,7 +247,356 @@ def layer_kappa(layers: pd.DataFrame, model: str, *, col: str = "kappa_debiased"
     ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"$\\hat\\kappa$ / null median ({'debiased' if 'deb' in col else 'raw'})")
-    ax.set_title(f"{model_label(model)}: per-layer concentration")
+    ax.set_title(f"{model_style(model).label}: per-layer concentration")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+# --- estimating kappa in high dimension ------------------------------------------------------
+def _kappa_over_d(vm: pd.DataFrame) -> float:
+    return float((vm["kappa_true"] / vm["d"]).iloc[0])
+
+
+def raw_bias(cells: pd.DataFrame):
+    """Mean raw kappa against d per m: uniform directions next to d / sqrt(m) (left), vMF
+    directions relative to the true kappa next to the plug-in prediction (right).
+
+    ``cells``: columns case ("uniform" or "vmf"), d, m, raw, raw_se, kappa_true,
+    d_over_sqrt_m, raw_predicted (as :func:`vmflib.chapters.vmf_estimation.cell_means`).
+    """
+    uni, vm = cells[cells["case"] == "uniform"], cells[cells["case"] == "vmf"]
+    colors = _sequence_colors(cells["m"], "viridis", 0.85)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for m, c in colors.items():
+        g = uni[uni["m"] == m]
+        ax.errorbar(
+            g["d"], g["raw"], yerr=2 * g["raw_se"], color=c, marker="o", ls="none", label=f"m = {m}"
+        )
+        ax.plot(g["d"], g["d_over_sqrt_m"], ":", color=c, lw=1)
+        g = vm[vm["m"] == m]
+        t = g["kappa_true"]
+        ax2.errorbar(
+            g["d"],
+            g["raw"] / t,
+            yerr=2 * g["raw_se"] / t,
+            color=c,
+            marker="o",
+            ls="none",
+            label=f"m = {m}",
+        )
+        ax2.plot(g["d"], g["raw_predicted"] / t, ":", color=c, lw=1)
+    ax.plot([], [], ":", color=REFERENCE_COLOR, lw=1, label=r"$d/\sqrt{m}$")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="dimension $d$",
+        ylabel=r"mean raw $\hat\kappa$ (true $\kappa = 0$)",
+        title="uniform directions",
+    )
+    ax.legend()
+    prediction = r"$A_d^{-1}(\sqrt{1/m + (1-1/m)A_d(\kappa)^2})$"
+    ax2.plot([], [], ":", color=REFERENCE_COLOR, lw=1, label=prediction)
+    ax2.axhline(1.0, color=REFERENCE_COLOR, lw=1)
+    ax2.set(
+        xscale="log",
+        yscale="log",
+        xlabel="dimension $d$",
+        ylabel=r"mean raw $\hat\kappa$ / true $\kappa$",
+        title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$",
+    )
+    _plain_ticks(ax2.yaxis)
+    ax2.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def debiasing(cells: pd.DataFrame):
+    """Mean raw (dashed, open) and debiased (solid) kappa relative to the truth against m,
+    one colour per d, on the vMF cells of ``cells`` (columns as for :func:`raw_bias`, plus
+    deb, deb_se)."""
+    vm = cells[cells["case"] == "vmf"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for d, c in _sequence_colors(vm["d"], "plasma", 0.85).items():
+        g = vm[vm["d"] == d]
+        t = g["kappa_true"]
+        ax.errorbar(
+            g["m"], g["raw"] / t, yerr=2 * g["raw_se"] / t, color=c, ls=RAW, marker="o", mfc="none"
+        )
+        ax.errorbar(
+            g["m"],
+            g["deb"] / t,
+            yerr=2 * g["deb_se"] / t,
+            color=c,
+            ls=DEB,
+            marker="o",
+            label=f"d = {d:,}",
+        )
+    ax.plot([], [], RAW, color=REFERENCE_COLOR, marker="o", mfc="none", label=r"raw $\hat\kappa$")
+    ax.plot([], [], DEB, color=REFERENCE_COLOR, marker="o", label=r"debiased $\hat\kappa$")
+    ax.axhline(1.0, color=REFERENCE_COLOR, lw=1)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="number of directions $m$",
+        ylabel=r"mean $\hat\kappa$ / true $\kappa$",
+        title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$ (error bars: 2 s.e.)",
+    )
+    _plain_ticks(ax.yaxis)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int):
+    """Left: fraction of uniform raw kappa inside the null band (quantiles NULL_BAND[0] and
+    NULL_BAND[-1]) per (d, m), against its nominal coverage with a binomial 1.96 s.e. band.
+    Right: empirical CDF of the Rayleigh p-values of uniform data sets (``rayleigh_p``,
+    column p; m directions each) against Uniform(0, 1). ``coverage``: columns d, m, mean,
+    count."""
+    nominal = NULL_BAND[-1] - NULL_BAND[0]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    half = 1.96 * np.sqrt(nominal * (1 - nominal) / coverage["count"].min())
+    ax.axhspan(
+        nominal - half,
+        nominal + half,
+        color=QUANTITY_COLORS["null"],
+        alpha=0.6,
+        lw=0,
+        label=f"{nominal:.0%} ± binomial 1.96 s.e.",
+    )
+    colors = _sequence_colors(coverage["m"], "viridis", 0.85)
+    for i, (mm, c) in enumerate(colors.items()):
+        g = coverage[coverage["m"] == mm]
+        shift = 1 + 0.06 * (i - (len(colors) - 1) / 2)  # side by side at each d
+        ax.plot(g["d"] * shift, g["mean"], "o", color=c, label=f"m = {mm}")
+    ax.set(
+        xscale="log",
+        ylim=(0.75, 1.02),
+        xlabel="dimension $d$",
+        ylabel="fraction of raw $\\hat\\kappa$ in the band",
+        title=f"coverage of the {NULL_BAND[0]:.1%}-{NULL_BAND[-1]:.1%} null band",
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    q = np.sort(rayleigh_p["p"].to_numpy())
+    ax2.plot(
+        q,
+        np.arange(1, q.size + 1) / q.size,
+        color=QUANTITY_COLORS["du"],
+        label=f"uniform directions, m = {m}",
+    )
+    ax2.plot([0, 1], [0, 1], color=REFERENCE_COLOR, lw=1, ls=":", label="Uniform(0, 1)")
+    ax2.set(
+        xlabel="Rayleigh p-value",
+        ylabel="empirical CDF",
+        title="Rayleigh p-values under uniformity",
+    )
+    ax2.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def scipy_comparison(sp: pd.DataFrame, *, n: int):
+    """SciPy's and vmflib's (raw, debiased) kappa relative to the true kappa = d, against d;
+    ``sp``: columns d, kappa_true, kappa_scipy, kappa_raw, kappa_debiased; n draws per d."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    rel = {c: sp[c] / sp["kappa_true"] for c in ("kappa_scipy", "kappa_raw", "kappa_debiased")}
+    du = QUANTITY_COLORS["du"]
+    ax.plot(
+        sp["d"],
+        rel["kappa_scipy"],
+        "s-",
+        color=QUANTITY_COLORS["gns"],
+        label="SciPy vonmises_fisher.fit",
+    )
+    ax.plot(
+        sp["d"], rel["kappa_raw"], "o" + RAW, color=du, mfc="none", label=r"vmflib raw $\hat\kappa$"
+    )
+    ax.plot(
+        sp["d"], rel["kappa_debiased"], "o" + DEB, color=du, label=r"vmflib debiased $\hat\kappa$"
+    )
+    ax.axhline(1.0, color=REFERENCE_COLOR, lw=1)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="dimension $d$",
+        ylabel=r"$\hat\kappa$ / true $\kappa$ (true $\kappa = d$)",
+        title=f"{n} vMF draws per dimension",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _dim_label(d) -> str:
+    return f"{d:.0e}".replace("e+0", "e") if d >= 1000 else str(d)
+
+
+def bessel_accuracy(by_d: pd.DataFrame, *, specified_rtol: float):
+    """Left: largest relative error of bessel_ratio and kappa_mle per d against the 40-digit
+    reference (exact results drawn at eps / 10), with the specification and machine epsilon.
+    Right: share of the kappa / d grid on which SciPy's naive ive ratio fails.
+    ``by_d``: columns d, bessel_max_err, mle_max_err, naive_fail_share."""
+    eps = np.finfo(float).eps
+    floor = eps / 10
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    ax.plot(
+        by_d["d"],
+        np.maximum(by_d["bessel_max_err"], floor),
+        "o-",
+        color=QUANTITY_COLORS["du"],
+        label=r"bessel_ratio (max over $\kappa/d$)",
+    )
+    ax.plot(
+        by_d["d"],
+        np.maximum(by_d["mle_max_err"], floor),
+        "s--",
+        color=QUANTITY_COLORS["gs"],
+        label=r"kappa_mle (max over $\bar R$)",
+    )
+    ax.axhline(specified_rtol, color=REFERENCE_COLOR, lw=1, ls="--")
+    ax.axhline(eps, color=REFERENCE_COLOR, lw=1, ls=":")
+    ax.text(2, 1.6 * specified_rtol, f"specification {specified_rtol:g}", fontsize=7)
+    ax.text(2, 1.4 * eps, "machine epsilon", fontsize=7)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        ylim=(floor / 2, 10 * specified_rtol),
+        xlabel="dimension $d$",
+        ylabel="relative error vs 40-digit reference",
+        title="vmflib",
+    )
+    ax.legend(fontsize=8, loc="center right")
+    pos = np.arange(len(by_d))
+    ax2.bar(pos, by_d["naive_fail_share"], color=QUANTITY_COLORS["gns"])
+    ax2.set_xticks(pos, [_dim_label(d) for d in by_d["d"]], rotation=45)
+    ax2.set(
+        ylim=(0, 1.05),
+        xlabel="dimension $d$",
+        ylabel=r"share of $\kappa/d$ grid failed",
+        title=r"SciPy: ive(d/2, $\kappa$) / ive(d/2 - 1, $\kappa$)",
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --- the toy model -------------------------------------------------------------------------------
+def toy_signal_noise(runs: pd.DataFrame, *, n: int):
+    """Signal |grad L|^2 (solid) and noise tr C_b (dotted) along SGD, one colour per batch
+    size; ``runs``: columns b, step, grad_norm, trace_cov, d (as toy.sgd_trajectory); n: N."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.5))
+    for b, c in _sequence_colors(runs["b"], "viridis", 0.8).items():
+        g = runs[runs["b"] == b]
+        ax.plot(g["step"], g["trace_cov"], ":", color=c)
+        ax.plot(g["step"], g["grad_norm"] ** 2, "-", color=c, marker="o", ms=3, label=f"b = {b}")
+    ax.plot([], [], ":", color=REFERENCE_COLOR, label=r"noise tr $C_b$")
+    ax.plot([], [], "-", color=REFERENCE_COLOR, label=r"signal $|\nabla L|^2$")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set(
+        yscale="log",
+        xlabel="SGD step (symlog)",
+        ylabel="squared gradient norm",
+        title=f"signal and noise of $g_B$ (N = {n}, d = {runs['d'].iloc[0]})",
+    )
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _toy_kappa_panel(ax, g: pd.DataFrame) -> None:
+    du = QUANTITY_COLORS["du"]
+    ax.fill_between(
+        g["step"],
+        g["null_lo"],
+        g["null_hi"],
+        color=QUANTITY_COLORS["null"],
+        alpha=0.6,
+        lw=0,
+        label="uniform null band (raw)",
+    )
+    ax.plot(
+        g["step"],
+        g["kappa_raw"],
+        RAW,
+        color=du,
+        marker="o",
+        mfc="none",
+        label=r"raw $\hat\kappa$ (measured)",
+    )
+    ax.plot(
+        g["step"],
+        g["kappa_debiased"],
+        DEB,
+        color=du,
+        marker="o",
+        label=r"debiased $\hat\kappa$ (measured)",
+    )
+    ax.plot(
+        g["step"],
+        g["kappa_raw_expected"],
+        "-",
+        color="0.15",
+        lw=1,
+        label=r"$A_d^{-1}(\sqrt{E\bar R^2})$ (predicted raw)",
+    )
+    ax.plot(
+        g["step"],
+        g["kappa_population"],
+        "-",
+        color=QUANTITY_COLORS["gns"],
+        lw=1,
+        label=r"$\kappa^*$ (population)",
+    )
+    ax.set_xscale("symlog", linthresh=10)
+    cols = ["kappa_raw", "kappa_debiased", "kappa_raw_expected", "kappa_population", "null_hi"]
+    top = g[cols].to_numpy().max()
+    ax.set(
+        xlabel="SGD step (symlog)",
+        ylim=(0, 1.08 * top),
+        title=f"b = {g['b'].iloc[0]}, m = {g['m'].iloc[0]}",
+    )
+
+
+def toy_kappa(runs: pd.DataFrame):
+    """Measured raw and debiased kappa along SGD next to the predicted raw estimate, the
+    population kappa* and the uniform null band; one panel per batch size. ``runs``: as
+    toy.sgd_trajectory returns it (one run per b)."""
+    sizes = sorted(set(runs["b"]))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(3.4 * len(sizes), 3.6), squeeze=False)
+    for ax, b in zip(axes[0], sizes):
+        _toy_kappa_panel(ax, runs[runs["b"] == b])
+    axes[0][0].set_ylabel(r"vMF concentration $\kappa$")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.0)
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def toy_snr_vs_rbar(runs: pd.DataFrame, identity: pd.DataFrame):
+    """SNR against raw Rbar of every measurement (one colour per batch size) next to the
+    constant-norm identity (``identity``: columns rbar, snr); ``runs`` has b, rbar, snr, m."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for b, c in _sequence_colors(runs["b"], "viridis", 0.8).items():
+        g = runs[runs["b"] == b]
+        ax.scatter(g["rbar"], g["snr"], s=16, color=c, label=f"measured, b = {b}")
+    ax.plot(
+        identity["rbar"],
+        identity["snr"],
+        "-",
+        color="0.15",
+        lw=1.2,
+        label=r"$\sqrt{(m-1)/m}\,\bar R/\sqrt{1-\bar R^2}$",
+    )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=r"mean resultant length $\bar R$ (raw)",
+        ylabel=r"SNR $= |\bar g|/\sqrt{V}$",
+        title=f"all measurements, m = {runs['m'].iloc[0]}",
+    )
+    _plain_ticks(ax.xaxis, ax.yaxis)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

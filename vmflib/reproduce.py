@@ -239,9 +239,8 @@ def expand_jobs(
             params = {**params, "results_dir": str(out / "runs"), "profile": prof.name}
         deps = run_names if chapter.kind == "results" else ()
         jobs.append(Job(name, chapter.notebook, params, chapter.kind, deps=deps))
-    lib_code = results.code_digest(
-        m for m in results.library_modules() if m not in results.TOOL_MODULES
-    )
+    lib = ["__init__", *(m for m in results.library_modules() if m not in results.TOOL_MODULES)]
+    lib_code = results.code_digest(lib)
     read: dict[str, str] = {}  # what a job's readers key on: a run's cache key, else its key
     for j in jobs:
         j.output = str(out / "notebooks" / f"{j.name}.ipynb")

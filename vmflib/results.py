@@ -126,9 +126,10 @@ def imported_modules(module: str) -> tuple[str, ...]:
 
 
 def code_digest(modules=None) -> str:
-    """sha256 (16 hex) over the source files of ``modules`` (default: all of vmflib),
-    names and bytes: equal digests mean equal code."""
-    mods = library_modules() if modules is None else sorted(set(modules))
+    """sha256 (16 hex) over the source files of ``modules`` (names as in
+    :func:`library_modules`, or ``"__init__"``; default: all of vmflib, its ``__init__``
+    too), paths and bytes: equal digests mean equal code."""
+    mods = ["__init__", *library_modules()] if modules is None else sorted(set(modules))
     h = hashlib.sha256()
     for m in mods:
         for p in _source_files(m):

@@ -39,6 +39,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -75,7 +76,8 @@ def _check_data(inputs, targets) -> None:
         raise ValueError("inputs and targets must be torch tensors")
     if inputs.shape[0] != targets.shape[0]:
         raise ValueError(
-            f"inputs and targets must have the same number of examples, got {inputs.shape[0]} and {targets.shape[0]}"
+            "inputs and targets must have the same number of examples, "
+            f"got {inputs.shape[0]} and {targets.shape[0]}"
         )
 
 
@@ -103,7 +105,8 @@ def _check_out(out, m: int, d: int, device: torch.device) -> None:
         )
     if tuple(out.shape) != (m, d):
         raise ValueError(
-            f"out must have shape [m, d] = [{m}, {d}] (minibatches x trainable parameters), got {list(out.shape)}"
+            f"out must have shape [m, d] = [{m}, {d}] (minibatches x trainable parameters), "
+            f"got {list(out.shape)}"
         )
     if not out.is_floating_point():
         raise ValueError(f"out must have a floating dtype, got {out.dtype}")
@@ -256,9 +259,10 @@ def _spot_check(job: Job, chunk: Chunk) -> float:
     )
     if worst > rtol:
         raise Refusal(
-            f"its gradient of minibatch {chunk.start + k} differs from the loop's by {worst:.2g} (relative, "
-            f"parameter '{where}'): the model's forward mixes examples or keeps them off dim 0 (a batch-wide "
-            "operation, a time-major layer), or uses a parameter outside its layer"
+            f"its gradient of minibatch {chunk.start + k} differs from the loop's by "
+            f"{worst:.2g} (relative, parameter '{where}'): the model's forward mixes examples "
+            "or keeps them off dim 0 (a batch-wide operation, a time-major layer), or uses a "
+            "parameter outside its layer"
         )
     return worst
 
@@ -280,70 +284,120 @@ def _finite_norm(t: torch.Tensor) -> float:
     return norm if math.isfinite(norm) else float(torch.linalg.vector_norm(t[torch.isfinite(t)]))
 
 
-def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: str, out=None):
-    """Yield the info dict, then each chunk's per-parameter [c, numel] rows (views into
-    ``out`` when given, else into one scratch set reused for every chunk: the consumer is
-    done with a chunk before it asks for the next, and fresh memory per chunk costs page
-    faults)."""
-    model, device = job.model, job.device
-    sizes = [p.numel() for _, p in job.params]
-    d, (m, b) = sum(sizes), indices.shape
+def _pick_backend(job: Job, requested: str) -> tuple[str, dict[str, str]]:
+    """The backend to use and why faster ones were passed over; an explicit backend that
+    does not support the model is a ValueError."""
     if requested == "auto":
-        name, skipped = choose_backend(model, device)
-    else:
-        name, skipped = requested, {}
-        why = _BACKEND_MODULES[name].supports(model, device)
-        if why:
-            raise ValueError(
-                f"the {name} backend does not support this model: {why}; use backend='auto' "
-                "(falls back to the loop) or 'loop'"
-            )
-    info = {
-        "backend": name,
-        "requested": requested,
-        "skipped": skipped,
-        "seed": job.seed,
-        "d": d,
-        "m": m,
-    }
-    runner = _Runner(job, name, requested, info)
+        return choose_backend(job.model, job.device)
+    why = _BACKEND_MODULES[requested].supports(job.model, job.device)
+    if why:
+        raise ValueError(
+            f"the {requested} backend does not support this model: {why}; use backend='auto' "
+            "(falls back to the loop) or 'loop'"
+        )
+    return requested, {}
+
+
+def _examples_cap(runner: _Runner, x1: torch.Tensor) -> int | None:
+    """The chosen backend's ``examples_per_pass`` for the example x1 [1, ...] (None if it has
+    none); under ``auto`` a backend that raises here is replaced by the loop."""
+    sizer = getattr(_BACKEND_MODULES[runner.name], "examples_per_pass", None)
+    if sizer is None:
+        return None
+    try:
+        return sizer(runner.job, x1)
+    except Exception as e:
+        if runner.requested != "auto":
+            raise
+        runner.fall_back(f"it raised {type(e).__name__}: {e}", 0)
+        return None
+
+
+def _chunk_size(runner: _Runner, inputs, indices, chunk_size, d: int) -> int:
+    """The validated chunk size c; default: memory-bounded (:func:`_default_chunk`)."""
     if chunk_size is None:
-        cap, sizer = None, getattr(_BACKEND_MODULES[name], "examples_per_pass", None)
-        if sizer is not None:
-            try:
-                cap = sizer(job, inputs[indices[0, :1]].to(device))
-            except Exception as e:
-                if requested != "auto":
-                    raise
-                runner.fall_back(f"it raised {type(e).__name__}: {e}", 0)
-        chunk_size = _default_chunk(m, d, job.params[0][1].element_size(), cap, b)
+        m, b = indices.shape
+        cap = _examples_cap(runner, inputs[indices[0, :1]].to(runner.job.device))
+        chunk_size = _default_chunk(m, d, runner.job.params[0][1].element_size(), cap, b)
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    chunk_size = info["chunk_size"] = int(chunk_size)
-    yield info
+    return int(chunk_size)
+
+
+def _destinations(job: Job, sizes: list[int], m: int, chunk_size: int, out=None):
+    """Yield (start, dest) per chunk: dest the per-parameter rows [c, numel], views of
+    ``out`` [m, d] when given, else of one scratch set [chunk_size, numel] reused for every
+    chunk (the consumer is done with a chunk before it asks for the next, and fresh memory
+    per chunk costs page faults)."""
     cols = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     if out is None:
         scratch = [
-            torch.empty(min(m, chunk_size), n, dtype=p.dtype, device=device)
+            torch.empty(min(m, chunk_size), n, dtype=p.dtype, device=job.device)
             for n, (_, p) in zip(sizes, job.params)
         ]
     for s in range(0, m, chunk_size):
         e = min(m, s + chunk_size)
-        flat = indices[s:e].reshape(-1).to(inputs.device)
-        # index_select: on the CPU about 2x faster than advanced indexing for these gathers
-        xb = inputs.index_select(0, flat).reshape(e - s, b, *inputs.shape[1:]).to(device)
-        yb = targets.index_select(0, flat).reshape(e - s, b, *targets.shape[1:]).to(device)
         if out is None:
-            dest = [t[: e - s] for t in scratch]
+            yield s, [t[: e - s] for t in scratch]
         else:
-            dest = [out[s:e, lo:hi] for lo, hi in zip(cols[:-1], cols[1:])]
+            yield s, [out[s:e, lo:hi] for lo, hi in zip(cols[:-1], cols[1:])]
+
+
+def _gather(data: torch.Tensor, indices: torch.Tensor, device) -> torch.Tensor:
+    """data [N, ...] at indices [c, b] -> [c, b, ...] on ``device`` (index_select: on the CPU
+    about 2x faster than advanced indexing for these gathers)."""
+    flat = indices.reshape(-1).to(data.device)
+    return data.index_select(0, flat).reshape(*indices.shape, *data.shape[1:]).to(device)
+
+
+def _iter_gradients(job: Job, inputs, targets, indices, chunk_size, requested: str, out=None):
+    """Yield the info dict, then each chunk's per-parameter rows [c, numel] (see
+    :func:`_destinations`), computed by the chosen backend from inputs [c, b, ...]."""
+    sizes = [p.numel() for _, p in job.params]
+    d, m = sum(sizes), indices.shape[0]
+    name, skipped = _pick_backend(job, requested)
+    info = {"backend": name, "requested": requested, "skipped": skipped}
+    info.update({"seed": job.seed, "d": d, "m": m})
+    runner = _Runner(job, name, requested, info)
+    chunk_size = info["chunk_size"] = _chunk_size(runner, inputs, indices, chunk_size, d)
+    yield info
+    for s, dest in _destinations(job, sizes, m, chunk_size, out):
+        rows = indices[s : s + dest[0].shape[0]]
+        xb, yb = _gather(inputs, rows, job.device), _gather(targets, rows, job.device)
         runner.run(Chunk(xb, yb, s, dest))
         yield dest
 
 
 # --- public API ----------------------------------------------------------------------------
-def _job(model, loss_fn, params, seed: int, buffers) -> Job:
-    return Job(model, loss_fn, params, int(seed) % SEED_MODULUS, buffers)
+@contextmanager
+def _measurement(model, loss_fn, params, inputs, targets, indices, seed, **how):
+    """Within :func:`measuring` (model state restored on exit, also on an error): yields the
+    info dict and the iterator of chunks of :func:`_iter_gradients`.
+
+    Args:
+        seed: the per-minibatch seed; None draws it from torch's global generator (whose
+            state ``measuring`` restores).
+        how: chunk_size, backend, batchnorm and out.
+    """
+    with measuring(model, how["batchnorm"]) as buffers:
+        if seed is None:
+            seed = int(torch.randint(0, SEED_MODULUS - 1, (1,)))
+        job = Job(model, loss_fn, params, int(seed) % SEED_MODULUS, buffers)
+        chunks = _iter_gradients(
+            job, inputs, targets, indices, how["chunk_size"], how["backend"], out=how.get("out")
+        )
+        info = next(chunks)
+        info["batchnorm"] = how["batchnorm"]
+        yield info, chunks
+
+
+def _result_matrix(out, m: int, params) -> torch.Tensor:
+    """``out`` checked, or a fresh [m, d] tensor of the parameters' dtype and device."""
+    d, p0 = sum(p.numel() for _, p in params), params[0][1]
+    if out is None:
+        return torch.empty(m, d, dtype=p0.dtype, device=p0.device)
+    _check_out(out, m, d, p0.device)
+    return out
 
 
 def minibatch_gradients(
@@ -389,27 +443,12 @@ def minibatch_gradients(
     _check_backend(backend)
     indices = _check_indices(inputs, indices)
     params = trainable_parameters(model)
-    d = sum(p.numel() for _, p in params)
-    if out is None:
-        out = torch.empty(indices.shape[0], d, dtype=params[0][1].dtype, device=params[0][1].device)
-    else:
-        _check_out(out, indices.shape[0], d, params[0][1].device)
+    out = _result_matrix(out, indices.shape[0], params)
     _warn_if_eval(model)
-    with measuring(model, batchnorm) as buffers:
-        if seed is None:
-            seed = int(torch.randint(0, SEED_MODULUS - 1, (1,)))
-        it = _iter_gradients(
-            _job(model, loss_fn, params, seed, buffers),
-            inputs,
-            targets,
-            indices,
-            chunk_size,
-            backend,
-            out=out,
-        )
-        info = next(it)
-        info["batchnorm"] = batchnorm
-        for _ in it:  # every chunk is written into its rows of out (cast to out's dtype)
+    how = dict(chunk_size=chunk_size, backend=backend, batchnorm=batchnorm, out=out)
+    measurement = _measurement(model, loss_fn, params, inputs, targets, indices, seed, **how)
+    with measurement as (info, chunks):
+        for _ in chunks:  # every chunk is written into its rows of out (cast to out's dtype)
             pass
     return (out, info) if return_info else out
 
@@ -498,43 +537,35 @@ def gradient_stats(
     params = trainable_parameters(model)
     _warn_if_eval(model)
     t0 = time.perf_counter()
-    with measuring(model, batchnorm) as buffers:
-        it = _iter_gradients(
-            _job(model, loss_fn, params, seed, buffers),
-            inputs,
-            targets,
-            indices,
-            chunk_size,
-            backend,
-        )
-        info = next(it)
-        info["batchnorm"] = batchnorm
-        acc = GradientAccumulator(
-            [p.numel() for _, p in params],
-            [n for n, _ in params],
-            num_batches,
-            device=params[0][1].device,
-            jackknife_groups=jackknife_groups,
-            per_layer=per_layer,
-        )
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(
-                it,
-                total=-(-num_batches // info["chunk_size"]),
-                desc="minibatch gradients",
-                unit="chunk",
-                leave=False,
-            )
-        for G in it:
+    how = dict(chunk_size=chunk_size, backend=backend, batchnorm=batchnorm)
+    measurement = _measurement(model, loss_fn, params, inputs, targets, indices, seed, **how)
+    with measurement as (info, chunks):
+        acc = _accumulator(params, num_batches, jackknife_groups, per_layer)
+        for G in _with_progress(chunks, progress, -(-num_batches // info["chunk_size"])):
             acc.update(G)
     total, layers = acc.finalize()
-    info.update(
-        {
-            "batch_size": int(batch_size),
-            "seconds": time.perf_counter() - t0,
-            "device": str(params[0][1].device),
-        }
-    )
+    info["batch_size"] = int(batch_size)
+    info["seconds"] = time.perf_counter() - t0
+    info["device"] = str(params[0][1].device)
     return GradientStats(all=total, layers=layers, norms=np.array(acc.norms), info=info)
+
+
+def _accumulator(params, m: int, jackknife_groups: int, per_layer: bool) -> GradientAccumulator:
+    """An accumulator for m rows with one block per trainable parameter tensor."""
+    return GradientAccumulator(
+        [p.numel() for _, p in params],
+        [n for n, _ in params],
+        m,
+        device=params[0][1].device,
+        jackknife_groups=jackknife_groups,
+        per_layer=per_layer,
+    )
+
+
+def _with_progress(chunks, show: bool, total: int):
+    """The chunks, with a tqdm bar over them when ``show``."""
+    if not show:
+        return chunks
+    from tqdm.auto import tqdm
+
+    return tqdm(chunks, total=total, desc="minibatch gradients", unit="chunk", leave=False)

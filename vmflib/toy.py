@@ -1,8 +1,8 @@
 """A computable toy model: least squares, where the law of minibatch gradients is known.
 
 The theory chapter ("Why directional uniformity grows") needs a model in which every
-quantity of ``../shared/docs/science.md`` can be computed, not only measured. Linear least
-squares is the cleanest choice: with N examples (x_i, y_i), x_i in R^d, and
+quantity of the book's methods chapter (GS, GNS, DU) can be computed, not only measured.
+Linear least squares is the cleanest choice: with N examples (x_i, y_i), x_i in R^d, and
 
     L(w) = (1/N) sum_i l_i(w),   l_i(w) = (x_i . w - y_i)^2 / 2,
 
@@ -114,10 +114,6 @@ class Problem:
         Xb = self.X[idx]  # [m, b, d]
         r = Xb @ self._w(w) - self.y[idx]  # [m, b]
         return (Xb * r[..., None]).mean(axis=1)
-
-    def hessian(self) -> np.ndarray:
-        """[d, d] X^T X / N (constant: the loss is quadratic)."""
-        return self.X.T @ self.X / self.n
 
     def minimizer(self) -> np.ndarray:
         """[d] the least-squares solution w_hat (grad L(w_hat) = 0)."""
@@ -289,7 +285,7 @@ def snr_from_rbar(rbar, m: int | None = None):
     """SNR implied by the mean resultant length when all gradient norms are equal.
 
     Population (m None): |E u| / sqrt(1 - |E u|^2). Sample of m gradients with the ddof = 1
-    variance of science.md: sqrt((m - 1)/m) Rbar / sqrt(1 - Rbar^2), an exact identity.
+    variance (the book's SNR): sqrt((m - 1)/m) Rbar / sqrt(1 - Rbar^2), an exact identity.
     """
     r = np.asarray(rbar, dtype=float)
     out = r / np.sqrt((1.0 - r) * (1.0 + r))
@@ -357,6 +353,77 @@ def expected_kappa(problem: Problem, w, b: int, m: int, *, order: int = 2) -> Ka
 
 
 # --- SGD along which we measure --------------------------------------------------------------
+def measurement_schedule(steps: int, measure_every: int | None, measure_at) -> set[int]:
+    """The steps to measure at: 0, measure_every, 2 measure_every, ..., and ``steps``; or the
+    steps of ``measure_at`` (exactly one of the two is given), checked to lie in [0, steps]."""
+    if steps < 0:
+        raise ValueError(f"need steps >= 0, got {steps}")
+    if (measure_every is None) == (measure_at is None):
+        raise ValueError(
+            "give exactly one of measure_every (an interval) and measure_at (a list of steps)"
+        )
+    if measure_at is None:
+        if measure_every < 1:
+            raise ValueError(f"measure_every must be >= 1, got {measure_every}")
+        return set(range(0, steps + 1, int(measure_every))) | {steps}
+    schedule = {int(t) for t in measure_at}
+    if not schedule or min(schedule) < 0 or max(schedule) > steps:
+        raise ValueError(
+            f"measure_at must be a nonempty list of steps in [0, {steps}], "
+            f"got {sorted(schedule)[:5]}..."
+        )
+    return schedule
+
+
+def learning_rate(t: int, lr: float, lr_decay_steps: float | None) -> float:
+    """lr_t = lr for a constant rate (lr_decay_steps None), else lr / (1 + t / lr_decay_steps)."""
+    return lr if lr_decay_steps is None else lr / (1.0 + t / lr_decay_steps)
+
+
+def measure(problem: Problem, model, w, *, b: int, m: int, generator, order: int = 2) -> dict:
+    """GS, GNS and DU of m fresh minibatch gradients of size b at w, measured by
+    :func:`vmflib.sampling.gradient_stats` (``generator`` draws the minibatches), next to
+    :func:`expected_kappa` at the same w. ``model`` is ``problem.torch_model()``; its weight
+    is set to w. Returns one row of :func:`sgd_trajectory` without step and lr_t."""
+    from .sampling import gradient_stats
+
+    inputs, targets = problem.torch_data()
+    with torch.no_grad():
+        model.weight.copy_(torch.as_tensor(w).reshape(1, -1))
+    st = gradient_stats(
+        model,
+        squared_loss,
+        inputs,
+        targets,
+        batch_size=b,
+        num_batches=m,
+        generator=generator,
+        per_layer=False,
+    ).all
+    pred = expected_kappa(problem, w, b, m, order=order)
+    measured = ["rbar", "rbar_debiased", "kappa_raw", "kappa_debiased", "kappa_se", "null_lo"]
+    measured += ["null_median", "null_hi", "rayleigh_p", "snr", "gs", "gns", "mean_norm"]
+    return {
+        "loss": problem.loss(w),
+        "grad_norm": np.sqrt(pred.moments.grad_norm2),
+        "trace_cov": pred.moments.trace_cov,
+        "rho": pred.rho,
+        "mean_dir_sq": pred.mean_dir_sq,
+        **{name: getattr(st, name) for name in measured},
+        "kappa_raw_expected": pred.kappa_raw,
+        "kappa_population": pred.kappa_population,
+        "rbar_expected": np.sqrt(pred.rbar2),
+        "snr_population": pred.snr_population,
+        "snr_expected": pred.snr_expected,
+    }
+
+
+def sgd_step(problem: Problem, w, lr_t: float, b: int, rng) -> np.ndarray:
+    """w - lr_t g_B(w) for one minibatch of b examples drawn without replacement by rng."""
+    idx = rng.choice(problem.n, size=b, replace=False)
+    return w - lr_t * problem.minibatch_gradients(w, idx[None, :])[0]
+
+
 def sgd_trajectory(
     problem: Problem,
     *,
@@ -373,13 +440,13 @@ def sgd_trajectory(
 ):
     """Plain SGD on the toy problem, measured on a schedule next to the analytic predictions.
 
-    SGD: w <- w - lr_t g_B(w), B drawn without replacement (numpy Generator(seed)), with
-    lr_t = lr constant or, given ``lr_decay_steps`` = T, lr_t = lr / (1 + t / T) (so that
-    |grad L| keeps falling instead of settling where the constant step's noise holds it). At
-    steps 0, measure_every, 2 measure_every, ..., steps (or at the steps in ``measure_at``)
-    the weights are frozen and :func:`vmflib.sampling.gradient_stats` draws m fresh minibatches of size b (torch
-    Generator seeded by (seed, step)) and measures GS, GNS and DU exactly as for the deep
-    networks; :func:`expected_kappa` gives the predictions at the same w.
+    SGD (:func:`sgd_step`): w <- w - lr_t g_B(w), B drawn without replacement (numpy
+    Generator(seed)), with lr_t of :func:`learning_rate` (with ``lr_decay_steps`` = T,
+    lr / (1 + t / T), so that |grad L| keeps falling instead of settling where the constant
+    step's noise holds it). At the steps of :func:`measurement_schedule` the weights are
+    frozen and :func:`measure` draws m fresh minibatches of size b (torch Generator seeded by
+    seed * 1_000_003 + step) and measures GS, GNS and DU exactly as for the deep networks,
+    with the predictions of :func:`expected_kappa` at the same w.
 
     Args:
         problem: the toy problem. lr: learning rate. b: batch size (SGD and measurement).
@@ -391,96 +458,32 @@ def sgd_trajectory(
         w0: [d] start (default 0). order: order of the |E u|^2 approximation.
 
     Returns:
-        pandas DataFrame, one row per measurement: step, loss, grad_norm, trace_cov, rho,
-        mean_dir_sq, and measured rbar, rbar_debiased, kappa_raw, kappa_debiased, kappa_se,
-        null_lo, null_median, null_hi (quantiles ``vmflib.stats.NULL_BAND`` of raw kappa
-        for uniform directions), rayleigh_p, snr, gs, gns, mean_norm; lr_t, the step size
-        in use; predicted kappa_raw_expected, kappa_population, rbar_expected
+        pandas DataFrame, one row per measurement: step, lr_t (the step size in use), loss,
+        grad_norm, trace_cov, rho, mean_dir_sq, and measured rbar, rbar_debiased, kappa_raw,
+        kappa_debiased, kappa_se, null_lo, null_median, null_hi (quantiles
+        ``vmflib.stats.NULL_BAND`` of raw kappa for uniform directions), rayleigh_p, snr, gs,
+        gns, mean_norm; predicted kappa_raw_expected, kappa_population, rbar_expected
         (sqrt E[Rbar^2]), snr_population, snr_expected; and lr, lr_decay_steps, b, m, d, seed.
     """
     import pandas as pd
 
-    from .sampling import gradient_stats
-
-    if steps < 0:
-        raise ValueError(f"need steps >= 0, got {steps}")
-    if (measure_every is None) == (measure_at is None):
-        raise ValueError(
-            "give exactly one of measure_every (an interval) and measure_at (a list of steps)"
-        )
-    if measure_at is None:
-        if measure_every < 1:
-            raise ValueError(f"measure_every must be >= 1, got {measure_every}")
-        schedule = set(range(0, steps + 1, int(measure_every))) | {steps}
-    else:
-        schedule = {int(t) for t in measure_at}
-        if not schedule or min(schedule) < 0 or max(schedule) > steps:
-            raise ValueError(
-                f"measure_at must be a nonempty list of steps in [0, {steps}], got {sorted(schedule)[:5]}..."
-            )
+    schedule = measurement_schedule(steps, measure_every, measure_at)
     if lr <= 0:
         raise ValueError(f"lr must be positive, got {lr}")
     if lr_decay_steps is not None and lr_decay_steps <= 0:
         raise ValueError(f"lr_decay_steps must be positive or None, got {lr_decay_steps}")
-
-    def lr_at(t):
-        return lr if lr_decay_steps is None else lr / (1.0 + t / lr_decay_steps)
-
     rng = np.random.default_rng(seed)
     w = np.zeros(problem.d) if w0 is None else problem._w(w0).copy()
-    inputs, targets = problem.torch_data()
     model = problem.torch_model(w)
     rows = []
-    for step in range(steps + 1):
+    for step in range(max(schedule) + 1):
+        lr_t = learning_rate(step, lr, lr_decay_steps)
         if step in schedule:
-            with torch.no_grad():
-                model.weight.copy_(torch.as_tensor(w).reshape(1, -1))
             gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
-            st = gradient_stats(
-                model,
-                squared_loss,
-                inputs,
-                targets,
-                batch_size=b,
-                num_batches=m,
-                generator=gen,
-                per_layer=False,
-            ).all
-            pred = expected_kappa(problem, w, b, m, order=order)
-            rows.append(
-                {
-                    "step": step,
-                    "lr_t": lr_at(step),
-                    "loss": problem.loss(w),
-                    "grad_norm": np.sqrt(pred.moments.grad_norm2),
-                    "trace_cov": pred.moments.trace_cov,
-                    "rho": pred.rho,
-                    "mean_dir_sq": pred.mean_dir_sq,
-                    "rbar": st.rbar,
-                    "rbar_debiased": st.rbar_debiased,
-                    "kappa_raw": st.kappa_raw,
-                    "kappa_debiased": st.kappa_debiased,
-                    "kappa_se": st.kappa_se,
-                    "null_lo": st.null_lo,
-                    "null_median": st.null_median,
-                    "null_hi": st.null_hi,
-                    "rayleigh_p": st.rayleigh_p,
-                    "snr": st.snr,
-                    "gs": st.gs,
-                    "gns": st.gns,
-                    "mean_norm": st.mean_norm,
-                    "kappa_raw_expected": pred.kappa_raw,
-                    "kappa_population": pred.kappa_population,
-                    "rbar_expected": np.sqrt(pred.rbar2),
-                    "snr_population": pred.snr_population,
-                    "snr_expected": pred.snr_expected,
-                }
-            )
-        if step == max(schedule):
-            break
-        idx = rng.choice(problem.n, size=b, replace=False)
-        w = w - lr_at(step) * problem.minibatch_gradients(w, idx[None, :])[0]
-    df = pd.DataFrame(rows)
-    return df.assign(
+            row = measure(problem, model, w, b=b, m=m, generator=gen, order=order)
+            rows.append({"step": step, "lr_t": lr_t, **row})
+        if step < max(schedule):
+            w = sgd_step(problem, w, lr_t, b, rng)
+    return pd.DataFrame(rows).assign(
         lr=float(lr), lr_decay_steps=lr_decay_steps, b=int(b), m=int(m), d=problem.d, seed=int(seed)
     )

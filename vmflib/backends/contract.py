@@ -1,16 +1,19 @@
 """Contract backend: one pass over a chunk's c*b examples, then per-minibatch contractions.
 
-One forward and one backward pass over all examples of the chunk give, for every call of a
-layer z = f(a; w), its input ``a`` and ``delta = d(sum_k L_k)/dz``. Because minibatch k's
-loss L_k depends on its own rows only (rows k*b .. (k+1)*b - 1 on dim 0),
+Shapes (BackPACK's conventions, with c minibatches of b examples): the chunk's inputs
+[c, b, ...] are flattened to x [c*b, ...], minibatch k owning rows k*b .. (k+1)*b - 1 on
+dim 0. One forward and one backward pass over x give, for every call of a layer
+z = f(a; w), its input a [c*b, ...] and grad_out = delta = d(sum_k L_k)/dz [c*b, ...].
+Because minibatch k's loss L_k depends on its own rows only,
 
     dL_k/dw = sum over the rows i of minibatch k of (dz_i/dw)^T delta_i,
 
-which :data:`RULES` computes per layer type, as BackPACK's ``module_exts`` do: Linear a
-batched matmul delta_k^T a_k; Conv1d/2d/3d a weight-gradient convolution per minibatch;
-Embedding a scatter-add of delta into the looked-up rows; LayerNorm, RMSNorm, GroupNorm and
-BatchNorm in eval mode per-minibatch sums of delta * xhat. It costs about one ordinary
-mean-gradient pass over the same examples.
+which :data:`RULES` computes per layer type, as BackPACK's ``module_exts`` do, into the
+parameter's rows [c, numel]: Linear a batched matmul delta_k^T a_k (weight rows
+[c, out*in]); Conv1d/2d/3d a weight-gradient convolution per minibatch; Embedding a
+scatter-add of delta into the looked-up rows; LayerNorm, RMSNorm, GroupNorm and BatchNorm in
+eval mode per-minibatch sums of delta * xhat. It costs about one ordinary mean-gradient pass
+over the same examples.
 
 What exactness needs, and how each condition is made sure of:
 
@@ -49,16 +52,17 @@ NAME = "contract"
 #: Most activation entries (all layers) per pass of the default chunk.
 ACTIVATIONS_PER_PASS = 2**25
 #: On the CPU, most entries of any single activation tensor per pass of the default chunk.
-#: Larger tensors are fresh page-faulting allocations for every operation (glibc serves them
-#: by mmap), which made bigger chunks slower in ``bench sampling``.
+#: Larger tensors are served by mmap (glibc): fresh memory, page-faulted anew by every
+#: operation.
 CPU_ACTIVATION_TENSOR = 2**21
-#: Entries of the buffer through which Linear weight gradients reach the destination rows.
+#: Entries of the buffer through which Linear weight gradients reach rows that are not a
+#: contiguous scratch set of their dtype (:func:`_bmm_into_rows`).
 BMM_BUFFER_ENTRIES = 2**20
 
 
 # --- writing the rows ----------------------------------------------------------------------
 class _Rows:
-    """The chunk's per-parameter [c, numel] destination rows. The first contribution to a
+    """The chunk's destination rows, [c, numel] per parameter. The first contribution to a
     parameter overwrites its rows, later ones (more calls, tied layers) add to them."""
 
     def __init__(self, params, dest):
@@ -94,11 +98,13 @@ def _store(target: torch.Tensor, value: torch.Tensor, accumulate: bool) -> None:
 
 
 def _bmm_into_rows(target, lhs, rhs, accumulate: bool) -> None:
-    """target[k] (+)= (lhs[k] @ rhs[k]).ravel() for the [c, numel] rows ``target``: straight
-    into contiguous rows of its dtype (a scratch set); otherwise (strided rows of a caller's
-    [m, d] result) through a small reused buffer, a slice of the c products at a time: a
-    [c, out, in] temporary is fresh memory (page faults) and cold when copied, and bmm
-    straight into strided rows was slower still."""
+    """target[k] (+)= (lhs[k] @ rhs[k]).ravel() for k < c.
+
+    Shapes: lhs [c, p, r], rhs [c, r, q], target [c, p*q] (one parameter's rows). Contiguous
+    rows of lhs's dtype that are overwritten (a scratch set) are bmm's ``out``; other rows
+    (strided columns of a caller's [m, d] result, another dtype, or a second contribution)
+    are filled through one reused buffer [s, p, q] of at most BMM_BUFFER_ENTRIES entries, a
+    slice of s products at a time, so no [c, p, q] temporary is allocated."""
     c, rows, cols = lhs.shape[0], lhs.shape[1], rhs.shape[2]
     if not accumulate and target.is_contiguous() and target.dtype == lhs.dtype:  # a scratch set
         torch.bmm(lhs, rhs, out=target.view(c, rows, cols))
@@ -112,9 +118,13 @@ def _bmm_into_rows(target, lhs, rhs, accumulate: bool) -> None:
 
 
 # --- rules: per-minibatch parameter gradients of one layer call ----------------------------
-# Each rule gets the layer, its captured input a ([c*b, ...]), the output gradient delta
-# ([c*b, ...]), the number c of minibatches, and the rows to write.
+# Each rule is grads(layer, a, delta, c, rows): the layer, its captured input a [c*b, ...],
+# the gradient of the chunk's loss sum with respect to its output delta [c*b, ...], the
+# number c of minibatches, and the _Rows to write ([c, numel] per parameter).
 def _linear(mod: nn.Linear, a, delta, c: int, rows: _Rows) -> None:
+    """a [c*b, *extra, in], delta [c*b, *extra, out] -> weight rows [c, out*in] =
+    delta_k^T a_k with a_k [b*extra, in] (a batched matmul), bias rows [c, out] = the sum
+    of delta_k over its b*extra rows."""
     a3 = a.reshape(c, -1, a.shape[-1])  # [c, b * extra, in]
     d3 = delta.reshape(c, -1, delta.shape[-1])  # [c, b * extra, out]
     s = rows.slot(mod.weight)
@@ -131,8 +141,11 @@ _CONV_WEIGHT = {
 
 
 def _conv(mod: nn.modules.conv._ConvNd, a, delta, c: int, rows: _Rows) -> None:
-    """One weight-gradient convolution per minibatch, on contiguous batch slices (on the CPU
-    faster than one grouped convolution with the minibatches as groups)."""
+    """a [c*b, C_in, *spatial], delta [c*b, C_out, *spatial_out] -> weight rows
+    [c, C_out * C_in/groups * prod(kernel)]: one weight-gradient convolution per minibatch
+    on its contiguous slice of b rows (on the CPU cheaper than one grouped convolution with
+    the minibatches as groups); bias rows [c, C_out] = the sum of delta_k over its examples
+    and positions."""
     b = a.shape[0] // c
     s = rows.slot(mod.weight)
     if s is not None:
@@ -164,6 +177,9 @@ def _padded(mod, a):
 
 
 def _embedding(mod: nn.Embedding, idx, delta, c: int, rows: _Rows) -> None:
+    """idx [c*b, *positions] (integers), delta [c*b, *positions, dim] -> weight rows
+    [c, num*dim]: minibatch k's table [num, dim] gets delta added at each index it looked
+    up (none at padding_idx)."""
     s = rows.slot(mod.weight)
     if s is None:
         return
@@ -191,15 +207,18 @@ def _embedding_check(mod: nn.Embedding) -> str | None:
 
 
 def _affine_trailing(mod, xhat, delta, c: int, rows: _Rows) -> None:
-    """Elementwise affine over the trailing dims (LayerNorm, RMSNorm): weight gradient
-    sum delta * xhat, bias gradient sum delta, per minibatch over the leading dims."""
+    """Elementwise affine over the trailing dims (LayerNorm, RMSNorm): xhat, delta
+    [c*b, ..., *normalized_shape] -> weight rows [c, k] = sum of delta * xhat and bias rows
+    [c, k] = sum of delta, per minibatch over its leading entries (k = weight.numel())."""
     k = mod.weight.numel()
     rows.add(mod.weight, (delta * xhat).reshape(c, -1, k).sum(dim=1))
     rows.add(getattr(mod, "bias", None), delta.reshape(c, -1, k).sum(dim=1))
 
 
 def _affine_channels(mod, xhat, delta, c: int, rows: _Rows) -> None:
-    """Per-channel affine on dim 1 (GroupNorm, BatchNorm in eval mode)."""
+    """Per-channel affine on dim 1 (GroupNorm, BatchNorm in eval mode): xhat, delta
+    [c*b, C, *spatial] -> weight rows [c, C] = sum of delta * xhat and bias rows [c, C] =
+    sum of delta, per minibatch over its examples and positions."""
     b, channels = delta.shape[0] // c, delta.shape[1]
     rows.add(mod.weight, (delta * xhat).reshape(c, b, channels, -1).sum(dim=(1, 3)))
     rows.add(mod.bias, delta.reshape(c, b, channels, -1).sum(dim=(1, 3)))
@@ -225,8 +244,9 @@ def _batch_norm_eval(mod, a, delta, c, rows):
 
 
 class Rule(NamedTuple):
-    """How to contract one layer type: ``grads(layer, a, delta, c, rows)``, and ``check(layer)``
-    -> why this layer's configuration cannot be contracted (None if it can)."""
+    """How to contract one layer type: ``grads(layer, a, delta, c, rows)`` writes the layer's
+    parameter rows [c, numel] from a, delta [c*b, ...]; ``check(layer)`` -> why this layer's
+    configuration cannot be contracted (None if it can)."""
 
     grads: object
     check: object = None
@@ -260,8 +280,8 @@ def supports(model: nn.Module, device: torch.device) -> str | None:
             rule = RULES.get(type(mod))
             if rule is None:
                 return (
-                    f"trainable parameter '{_join(mname, pname)}' belongs to a {type(mod).__name__}, "
-                    "a layer type without a contraction rule"
+                    f"trainable parameter '{_join(mname, pname)}' belongs to a "
+                    f"{type(mod).__name__}, a layer type without a contraction rule"
                 )
             why = rule.check(mod) if rule.check else None
             if why:
@@ -310,17 +330,19 @@ def examples_per_pass(job: Job, x1: torch.Tensor) -> int:
 
 
 class _Call(NamedTuple):
+    """One call of a hooked layer during the chunk's forward pass."""
+
     layer: nn.Module
-    a: torch.Tensor  # the layer's input (detached; a copy in copy mode)
-    z: torch.Tensor  # the layer's output (the autograd target)
+    a: torch.Tensor  # the layer's input [c*b, ...] (detached; a copy in copy mode)
+    z: torch.Tensor  # the layer's output [c*b, ...] (the autograd target)
     a_version: int
     z_version: int
 
 
 def _forward(model, layers, x, copy: bool):
-    """Model output and every call of a hooked layer. In copy mode the hook captures a copy
-    of the input and hands the rest of the model a copy of the output, so in-place changes
-    after the call cannot reach what is captured."""
+    """Model output [c*b, ...] for x [c*b, ...], and every call of a hooked layer. In copy
+    mode the hook captures a copy of the input and hands the rest of the model a copy of the
+    output, so in-place changes after the call cannot reach what is captured."""
     calls: list[_Call] = []
 
     def hook(mod, inp, out):
@@ -340,6 +362,8 @@ def _forward(model, layers, x, copy: bool):
 
 
 def compute(job: Job, chunk: Chunk) -> None:
+    """Write the chunk's rows [c, numel] per parameter into ``chunk.dest`` (buffers restored
+    afterwards); Refusal when the rows would not be exact (module docstring)."""
     try:
         _compute(job, chunk)
     finally:
@@ -347,6 +371,8 @@ def compute(job: Job, chunk: Chunk) -> None:
 
 
 def _compute(job: Job, chunk: Chunk) -> None:
+    """x [c*b, ...] from chunk.x [c, b, ...]; one forward pass capturing each hooked call's
+    a [c*b, ...]; one backward pass for the deltas [c*b, ...]; the rules write the rows."""
     layers = _layers(job)
     c, n = chunk.c, chunk.c * chunk.b
     x = chunk.x.reshape(n, *chunk.x.shape[2:])
@@ -361,29 +387,47 @@ def _compute(job: Job, chunk: Chunk) -> None:
             "the model drew random numbers in its forward pass; every minibatch's draws "
             "would depend on how the minibatches are grouped into chunks"
         )
+    if _changed_in_place(job, layers, calls, copy):
+        job.restore_buffers()
+        return _compute(job, chunk)  # again, capturing copies
+    _check_examples_on_dim0(layers, calls, n)
+    _contract(total, calls, c, _Rows(job.params, chunk.dest))
+
+
+def _changed_in_place(job: Job, layers, calls: list[_Call], copy: bool) -> bool:
+    """Whether a captured input or output changed in place after its call (its version
+    counter moved); then copy mode is switched on for this and later chunks. Refusal if
+    that happens in copy mode."""
     changed = [
         layers[cl.layer]
         for cl in calls
         if cl.a._version != cl.a_version or cl.z._version != cl.z_version
     ]
-    if changed:
-        if copy:
-            raise Refusal(
-                f"captured tensors of layers {changed[:3]} changed in place even as copies"
-            )
-        job.state["contract_copy"] = (
-            f"inputs or outputs of layers {changed[:3]} are changed in place (e.g. ReLU(inplace=True))"
-        )
-        job.restore_buffers()
-        return _compute(job, chunk)
+    if not changed:
+        return False
+    if copy:
+        raise Refusal(f"captured tensors of layers {changed[:3]} changed in place even as copies")
+    job.state["contract_copy"] = (
+        f"inputs or outputs of layers {changed[:3]} are changed in place (e.g. ReLU(inplace=True))"
+    )
+    return True
+
+
+def _check_examples_on_dim0(layers, calls: list[_Call], n: int) -> None:
+    """Refusal unless every captured input and output has the chunk's n = c*b rows on dim 0."""
     for cl in calls:
         for what, t in (("input", cl.a), ("output", cl.z)):
             if t.ndim == 0 or t.shape[0] != n:
                 raise Refusal(
-                    f"layer '{layers[cl.layer]}' ({type(cl.layer).__name__}) got an {what} of shape {list(t.shape)}; the "
-                    f"contract backend needs the {n} examples of the chunk on dim 0 (e.g. not time-major)"
+                    f"layer '{layers[cl.layer]}' ({type(cl.layer).__name__}) got an {what} "
+                    f"of shape {list(t.shape)}; the contract backend needs the {n} examples "
+                    "of the chunk on dim 0 (e.g. not time-major)"
                 )
-    rows = _Rows(job.params, chunk.dest)
+
+
+def _contract(total: torch.Tensor, calls: list[_Call], c: int, rows: _Rows) -> None:
+    """delta = d total / dz [c*b, ...] for every call, contracted by its layer's rule into
+    the rows [c, numel]; parameters no call reached get zero rows."""
     if calls:
         deltas = torch.autograd.grad(total, [cl.z for cl in calls], allow_unused=True)
         for cl, delta in zip(calls, deltas):
@@ -393,13 +437,18 @@ def _compute(job: Job, chunk: Chunk) -> None:
 
 
 def _check_output(out, chunk: Chunk) -> None:
+    """Refusal unless out is [c*b, ...] (one row per example) and finite; non-finite outputs
+    are reported by minibatch (out viewed as [c, b * ...])."""
     n = chunk.c * chunk.b
     if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != n:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise Refusal(
-            f"the model's output is {shape}; the contract backend needs one row per example on dim 0 ({n} rows)"
+            f"the model's output is {shape}; the contract backend needs one row per example "
+            f"on dim 0 ({n} rows)"
         )
-    if bool(torch.isfinite(out.detach().sum())):  # (torch.isfinite over all of out is 6x slower)
+    # one sum per chunk: a NaN or inf anywhere makes it non-finite (a full isfinite pass
+    # over out costs about 6x more)
+    if bool(torch.isfinite(out.detach().sum())):
         return
     finite = torch.isfinite(out.detach().reshape(chunk.c, -1)).all(dim=1)
     if not bool(finite.all()):

@@ -1,0 +1,318 @@
+"""Each quantity of vmflib.quantities, and the accumulator's value of it, against a direct
+float64 computation from an explicit list of gradient vectors."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import brentq
+from scipy.special import ive
+
+from vmflib import quantities as q
+from vmflib.stats import COLUMNS, DirectionalStats, GradientAccumulator, NoiseStats, VMFStats
+
+M, D = 12, 6
+SIZES = [4, 2]  # two blocks: columns 0..3 and 4..5
+ZERO_ROWS = [3, 7]  # rows whose second block is exactly zero
+
+
+def gradients(offset=1.5, seed=0) -> np.ndarray:
+    """[M, D] gradient vectors (float64) with a mean direction along the first axis."""
+    rng = np.random.default_rng(seed)
+    G = np.round(rng.standard_normal((M, D)), 3)
+    G[:, 0] += offset
+    G[ZERO_ROWS, 4:] = 0.0
+    return G
+
+
+def accumulate(G, groups=M, chunk=5):
+    acc = GradientAccumulator(SIZES, ["a", "b"], len(G), jackknife_groups=groups)
+    for s in range(0, len(G), chunk):
+        acc.update(torch.tensor(G[s : s + chunk]))
+    return acc.finalize()
+
+
+# --- slow obvious references ---------------------------------------------------------------
+def norm(v) -> float:
+    return math.sqrt(sum(float(x) * float(x) for x in v))
+
+
+def units(G):
+    """Unit vectors of the rows with nonzero norm."""
+    return [np.asarray(g) / norm(g) for g in G if norm(g) > 0]
+
+
+def bessel_ratio(d, kappa):
+    return ive(d / 2, kappa) / ive(d / 2 - 1, kappa)
+
+
+def kappa_root(rbar, d):
+    """The root of A_d(kappa) = rbar by bracketing (0 at rbar = 0)."""
+    if rbar == 0:
+        return 0.0
+    return brentq(lambda k: bessel_ratio(d, k) - rbar, 1e-12, 1e4, xtol=1e-300, rtol=1e-15)
+
+
+def rbar_of(U):
+    return norm(sum(U)) / len(U)
+
+
+def rbar_debiased_of(U):
+    n = len(U)
+    pairs = sum(float(U[j] @ U[k]) for j in range(n) for k in range(n) if j != k)
+    return math.sqrt(max(0.0, pairs / (n * (n - 1))))
+
+
+def uniform_rbars(n, d, reps=40000, seed=1):
+    """Rbar of n uniform directions in R^d, reps times (Monte Carlo)."""
+    X = np.random.default_rng(seed).standard_normal((reps, n, d))
+    U = X / np.linalg.norm(X, axis=2, keepdims=True)
+    return np.linalg.norm(U.sum(axis=1), axis=1) / n
+
+
+def blocks_of(G):
+    """(stats index, columns) of the whole vector and each block."""
+    return [(None, slice(0, D)), (0, slice(0, 4)), (1, slice(4, 6))]
+
+
+def pick(total, layers, i):
+    return total if i is None else layers[i]
+
+
+# --- GNS, GS --------------------------------------------------------------------------------
+def test_mean_norm():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        norms = [norm(g) for g in G[:, cols]]
+        ref = sum(norms) / len(norms)
+        assert q.mean_norm(np.array(norms)) == pytest.approx(ref, rel=1e-14)
+        assert pick(total, layers, i).mean_norm == pytest.approx(ref, rel=1e-14)
+
+
+def test_gns():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        norms = [norm(g) for g in G[:, cols]]
+        ref = statistics.stdev(norms) / statistics.mean(norms)
+        assert q.gns(np.array(norms)) == pytest.approx(ref, rel=1e-12)
+        assert pick(total, layers, i).gns == pytest.approx(ref, rel=1e-12)
+    assert math.isnan(q.gns(np.zeros(4)))
+
+
+def snr_reference(G) -> float:
+    m = len(G)
+    gbar = [sum(G[k, j] for k in range(m)) / m for j in range(G.shape[1])]
+    V = sum(sum((G[k, j] - gbar[j]) ** 2 for k in range(m)) / (m - 1) for j in range(len(gbar)))
+    return norm(gbar) / math.sqrt(V)
+
+
+def test_snr_and_trace_covariance():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        Gb = G[:, cols]
+        gbar = Gb.mean(axis=0)
+        sq_dev = float(((Gb - gbar) ** 2).sum())
+        V = q.trace_covariance(sq_dev, M)
+        assert V == pytest.approx(np.var(Gb, axis=0, ddof=1).sum(), rel=1e-13)
+        ref = snr_reference(Gb)
+        assert q.snr(float(gbar @ gbar), V) == pytest.approx(ref, rel=1e-12)
+        assert pick(total, layers, i).snr == pytest.approx(ref, rel=1e-12)
+    assert q.snr(1.0, 0.0) == math.inf  # identical gradients: no noise
+
+
+def test_gs():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        ref = 1.0 / snr_reference(G[:, cols])
+        assert q.gs(snr_reference(G[:, cols])) == pytest.approx(ref, rel=1e-15)
+        assert pick(total, layers, i).gs == pytest.approx(ref, rel=1e-12)
+    assert q.gs(0.0) == math.inf and q.gs(math.inf) == 0.0
+
+
+# --- DU -------------------------------------------------------------------------------------
+def test_num_zero_and_directions():
+    G = gradients()
+    total, layers = accumulate(G)
+    assert (total.m, total.num_zero) == (M, 0)
+    assert (layers[0].m, layers[0].num_zero) == (M, 0)
+    assert (layers[1].m, layers[1].num_zero) == (M - len(ZERO_ROWS), len(ZERO_ROWS))
+    norms = np.array([norm(g) for g in G[:, 4:]])
+    assert q.num_zero(norms) == 2 and q.num_directions(norms) == M - 2
+
+
+def test_rbar():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        U = units(G[:, cols])
+        ref = rbar_of(U)
+        S = torch.tensor(sum(U))
+        assert q.resultant_sq(S) == pytest.approx(norm(sum(U)) ** 2, rel=1e-14)
+        assert q.rbar(q.resultant_sq(S), len(U)) == pytest.approx(ref, rel=1e-14)
+        assert pick(total, layers, i).rbar == pytest.approx(ref, rel=1e-13)
+
+
+def test_rbar_debiased():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        U = units(G[:, cols])
+        ref = rbar_debiased_of(U)
+        assert ref > 0
+        s2 = norm(sum(U)) ** 2
+        assert q.rbar_debiased(s2, len(U)) == pytest.approx(ref, rel=1e-12)
+        assert pick(total, layers, i).rbar_debiased == pytest.approx(ref, rel=1e-12)
+    # directions that cancel: the unbiased estimate of |E u|^2 is negative, clipped to 0
+    assert q.rbar_debiased(0.0, 4) == 0.0
+
+
+def test_kappa_raw():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        U = units(G[:, cols])
+        ref = kappa_root(rbar_of(U), cols.stop - cols.start)
+        s2 = norm(sum(U)) ** 2
+        got = q.kappa_raw([s2, s2], len(U), cols.stop - cols.start)
+        assert got.shape == (2,) and got[0] == pytest.approx(ref, rel=1e-9)
+        assert pick(total, layers, i).kappa_raw == pytest.approx(ref, rel=1e-9)
+
+
+def test_kappa_debiased():
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        U = units(G[:, cols])
+        ref = kappa_root(rbar_debiased_of(U), cols.stop - cols.start)
+        s2 = norm(sum(U)) ** 2
+        assert q.kappa_debiased(s2, len(U), cols.stop - cols.start)[0] == pytest.approx(
+            ref, rel=1e-9
+        )
+        assert pick(total, layers, i).kappa_debiased == pytest.approx(ref, rel=1e-9)
+        assert 0 < pick(total, layers, i).kappa_debiased < pick(total, layers, i).kappa_raw
+
+
+def test_null_band():
+    """Quantiles NULL_BAND of the raw kappa of n uniform directions (Monte Carlo)."""
+    G = gradients()
+    total, layers = accumulate(G)
+    for i, cols in blocks_of(G):
+        st = pick(total, layers, i)
+        d = cols.stop - cols.start
+        rb = np.quantile(uniform_rbars(st.m, d, reps=200000), q.NULL_BAND)
+        ref = [kappa_root(r, d) for r in rb]
+        got = [st.null_lo, st.null_median, st.null_hi]
+        np.testing.assert_allclose(got, ref, rtol=0.02)
+        s2 = q.null_band_resultants(np.array([st.m]), np.array([d]))[:, 0]
+        np.testing.assert_array_equal(q.kappa_raw(s2, st.m, d), got)
+
+
+def test_rayleigh_p():
+    """P(Rbar of uniform directions >= the observed Rbar), Monte Carlo; near-uniform data."""
+    G = gradients(offset=0.3, seed=4)
+    total, layers = accumulate(G)
+    null = uniform_rbars(M, D, reps=100000, seed=2)
+    U = units(G)
+    ref = float(np.mean(null >= rbar_of(U)))
+    assert 0.05 < ref < 0.95  # a p-value the Monte Carlo resolves
+    assert total.rayleigh_p == pytest.approx(ref, abs=0.01)
+    assert q.rayleigh_p(np.array([rbar_of(U)]), M, D)[0] == total.rayleigh_p
+
+
+def jackknife_reference(G, groups, debias):
+    """Delete-a-group jackknife of kappa by refitting without each group's rows."""
+    group = (np.arange(len(G)) * groups) // len(G)
+    reps = []
+    for g in range(groups):
+        U = units(G[group != g])
+        reps.append(kappa_root(rbar_debiased_of(U) if debias else rbar_of(U), G.shape[1]))
+    k = np.array(reps)
+    return math.sqrt((groups - 1) / groups * sum((x - k.mean()) ** 2 for x in k))
+
+
+@pytest.mark.parametrize("groups", [M, 4])
+def test_jackknife_se(groups):
+    G = gradients()
+    total, layers = accumulate(G, groups=groups)
+    for i, cols in blocks_of(G):
+        st = pick(total, layers, i)
+        Gb = G[:, cols]
+        ref = jackknife_reference(Gb, groups, debias=True)
+        ref_raw = jackknife_reference(Gb, groups, debias=False)
+        assert st.kappa_se == pytest.approx(ref, rel=1e-8), (i, groups)
+        assert st.kappa_raw_se == pytest.approx(ref_raw, rel=1e-8), (i, groups)
+    # the functions on the whole vector's leave-one-out sums
+    U = np.array(units(G))
+    S = torch.tensor(U.sum(axis=0))
+    s2 = q.resultant_sq(S)
+    loo_s2 = q.leave_group_out_resultants(s2, S, torch.tensor(U))
+    np.testing.assert_allclose(loo_s2, [norm(S.numpy() - u) ** 2 for u in U], rtol=1e-12)
+    left = q.leave_group_out_counts(M, np.ones(M, dtype=int))
+    assert q.usable_replicates(left).all()
+    reps = q.kappa_raw(loo_s2, left, D)
+    assert q.jackknife_se(reps) == pytest.approx(jackknife_reference(G, M, False), rel=1e-8)
+
+
+def test_jackknife_needs_replicates_with_directions():
+    left = np.array([2, 2, 3])
+    assert q.usable_replicates(left) is None  # only one replicate keeps >= 3 directions
+    np.testing.assert_array_equal(q.usable_replicates(np.array([3, 2, 4])), [True, False, True])
+    G = gradients()[:3]
+    acc = GradientAccumulator([D], ["all"], 3, jackknife_groups=3)
+    acc.update(torch.tensor(G))
+    total, _ = acc.finalize()
+    assert math.isnan(total.kappa_se) and math.isnan(total.kappa_raw_se)
+    assert not math.isnan(total.kappa_raw)
+
+
+# --- the records ----------------------------------------------------------------------------
+def test_record_columns_and_undefined():
+    expected = [
+        "name",
+        "d",
+        "m",
+        "mean_norm",
+        "gns",
+        "snr",
+        "gs",
+        "rbar",
+        "rbar_debiased",
+        "kappa_raw",
+        "kappa_debiased",
+        "kappa_se",
+        "kappa_raw_se",
+        "null_lo",
+        "null_median",
+        "null_hi",
+        "rayleigh_p",
+        "num_zero",
+    ]
+    assert list(COLUMNS) == expected
+    G = gradients()
+    G[:, 4:] = 0.0  # the second block has no direction at all
+    total, layers = accumulate(G)
+    assert list(total.to_dict()) == expected
+    row = layers[1].to_dict()
+    assert row["m"] == 0 and row["num_zero"] == M and row["d"] == 2
+    assert row["mean_norm"] == 0.0 and math.isnan(row["gns"]) and row["snr"] == math.inf
+    assert all(math.isnan(row[k]) for k in expected[7:17])  # rbar .. rayleigh_p
+    assert all(math.isnan(v) for v in asdict(VMFStats.undefined()).values())
+    assert layers[1].kappa_raw is layers[1].vmf.kappa_raw  # flat attribute access
+    with pytest.raises(AttributeError):
+        _ = layers[1].kappa
+
+
+def test_record_by_keyword():
+    noise = NoiseStats(mean_norm=1.0, gns=0.1, snr=2.0, gs=0.5)
+    st = DirectionalStats(name="w", d=3, m=2, noise=noise, vmf=VMFStats.undefined())
+    assert st.num_zero == 0 and st.gs == 0.5 and math.isnan(st.rayleigh_p)
+    assert list(st.to_dict()) == list(COLUMNS)
