@@ -1,4 +1,5 @@
-"""The papermill batch: smoke profile end to end with the book, cache, failures, Dask."""
+"""The papermill batch: smoke profile end to end with the book, cache, failures, Dask;
+the chapter declaration and the profile checks."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ import nbformat
 import pytest
 import yaml
 
+from vmflib import book, results, train
 from vmflib import reproduce as rp
+from vmflib.data import data_root
 
 SMOKE_RUN = {"model": "fnn", "seeds": [0], "model_kwargs": {"hidden": 8}}
+#: Only claim_a: the other chapters switched off.
+ONLY_CLAIM_A = {"vmf_estimation": False, "toy_model": False, "claim_b": False}
 
 
 def tiny_profile(tmp_path, name="tiny", **extra) -> Path:
     prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
-    prof.update({"name": name, "runs": [SMOKE_RUN], "chapters": {}, "results": {"claim_a": {}}})
+    prof.update({"name": name, "runs": [SMOKE_RUN], "chapters": ONLY_CLAIM_A})
     prof["defaults"]["epochs"] = 1
     prof.update(extra)
     p = tmp_path / f"{name}.yaml"
@@ -60,22 +65,107 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
         "synthetic-fnn-seed0",
         "synthetic-fnn-seed1",
     ]
-    assert "synthetic-fnn-seed0" in (html / "reproducibility.html").read_text()
+    reproducibility = (html / "reproducibility.html").read_text()
+    for run in runs:  # every executed run notebook is a page, linked from the runs table
+        page = html / "notebooks" / "runs" / f"{run}.html"
+        assert "Training run" in page.read_text() and "<img" in page.read_text(), run
+        assert f'href="notebooks/runs/{run}.html"' in reproducibility, run
+    # one cache key per run: the job's run key is the run folder's, from the same function
+    jobs = rp.expand_jobs(rp.load_profile("smoke"), out / "smoke", data_root=data_root())
+    for j in (j for j in jobs if j.kind == "run"):
+        meta = results.read_meta(j.parameters["out_dir"])
+        assert meta["cache_key"] == j.run_key
+        config = train.RunConfig.from_dict(meta["config"])
+        assert j.run_key == train.cache_key(config, meta["data_fingerprint"])
     # a second run recomputes nothing
     t0 = time.perf_counter()
     assert rp.reproduce("smoke", out=out, n_jobs=2, progress=False, book=False) == 0
     assert "0 executed, 8 cached, 0 failed" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 30
+    # a run folder gone: that run's notebook runs again, and nothing that reads it changes
+    shutil.rmtree(out / "smoke" / "runs" / "synthetic-fnn-seed1")
+    assert rp.reproduce("smoke", out=out, n_jobs=2, progress=False, book=False) == 0
+    assert "1 executed, 7 cached, 0 failed" in capsys.readouterr().out
 
 
-def test_cache_keys_follow_parameters_and_dependencies(tmp_path):
+def keys_of(profile_file, out, **kw) -> dict[str, str]:
+    return {j.name: j.key for j in rp.expand_jobs(rp.load_profile(str(profile_file)), out, **kw)}
+
+
+def test_cache_keys_follow_config_data_notebook_and_dependencies(tmp_path, monkeypatch):
+    runs = [SMOKE_RUN, {**SMOKE_RUN, "model": "cnn", "model_kwargs": {}}]
+    chapters = {"toy_model": {}, "claim_a": {}, "vmf_estimation": False, "claim_b": False}
+    a = keys_of(tiny_profile(tmp_path, runs=runs, chapters=chapters), tmp_path)
+    assert a == keys_of(tiny_profile(tmp_path, runs=runs, chapters=chapters), tmp_path)
+    fnn, cnn = "synthetic-fnn-seed0", "synthetic-cnn-seed0"
+
+    def changed(**profile) -> set[str]:
+        b = keys_of(
+            tiny_profile(tmp_path, **{"runs": runs, "chapters": chapters, **profile}), tmp_path
+        )
+        return {name for name in a if a[name] != b[name]}
+
+    # a run's config: that run and the results chapter that reads it
+    assert changed(runs=[{**runs[0], "lr": 0.3}, runs[1]]) == {fnn, "claim_a"}
+    # the synthetic data's identity is its config (data_kwargs): every run and claim_a
+    prof = yaml.safe_load(tiny_profile(tmp_path).read_text())
+    assert changed(defaults={**prof["defaults"], "data_kwargs": {"n": 320}}) == {
+        fnn,
+        cnn,
+        "claim_a",
+    }
+    assert changed(chapters={**chapters, "toy_model": {"steps": 10}}) == {"toy_model"}
+    # a notebook: its jobs only (the run notebook: not claim_a, which keys on the runs' cache
+    # keys, unchanged)
+    nbdir = tmp_path / "notebooks"
+    shutil.copytree(rp.NOTEBOOKS, nbdir)
+    monkeypatch.setattr(rp, "NOTEBOOKS", nbdir)
+    for name, expected in [("toy_model", {"toy_model"}), ("train_and_measure", {fnn, cnn})]:
+        nb = nbformat.read(nbdir / f"{name}.ipynb", as_version=4)
+        nb.cells.append(nbformat.v4.new_markdown_cell("one more paragraph"))
+        nbformat.write(nb, nbdir / f"{name}.ipynb")
+        assert changed() == expected | {"toy_model"}  # toy_model: still the changed notebook
+
+
+def test_data_fingerprint_is_the_files_fingerprint(tmp_path):
+    from vmflib.data import files_fingerprint
+
     prof = rp.load_profile(str(tiny_profile(tmp_path)))
-    a = {j.name: j.key for j in rp.expand_jobs(prof, tmp_path)}
-    assert a == {j.name: j.key for j in rp.expand_jobs(prof, tmp_path)}
-    prof["defaults"]["lr"] = 0.3
-    b = {j.name: j.key for j in rp.expand_jobs(prof, tmp_path)}
-    assert a["synthetic-fnn-seed0"] != b["synthetic-fnn-seed0"]
-    assert a["claim_a"] != b["claim_a"]  # a results notebook is recomputed when its runs change
+    (job,) = (j for j in rp.expand_jobs(prof, tmp_path) if j.kind == "run")
+    config = train.RunConfig.from_dict(job.parameters["config"])
+    assert job.run_key == train.cache_key(config, files_fingerprint("synthetic", None))
+    assert job.run_key == train.cache_key(prof.runs[0], files_fingerprint("synthetic", None))
+
+
+def test_chapters_are_declared_once():
+    # every notebook but the run notebook is a chapter of the book, and back
+    notebooks = {p.name for p in rp.NOTEBOOKS.glob("*.ipynb")} - {rp.RUN_NOTEBOOK}
+    assert notebooks == {c.notebook for c in book.CHAPTERS.values()}
+    toc = book.toc(["synthetic-fnn-seed0"])
+    files = [e["file"] for part in toc["parts"] for e in part["chapters"]]
+    assert [f for f in files if f.startswith("notebooks/")] == [
+        f"notebooks/{name}" for name in book.CHAPTERS
+    ]
+    prose = [toc["root"]] + [f for f in files if not f.startswith("notebooks/")]
+    assert all((rp.BOOK / f"{f}.md").exists() for f in prose), prose
+    assert {p.stem for p in rp.BOOK.glob("*.md")} == set(prose)
+    (page,) = [e for part in toc["parts"] for e in part["chapters"] if "sections" in e]
+    assert page == {
+        "file": book.RUNS_PAGE,
+        "sections": [{"file": "notebooks/runs/synthetic-fnn-seed0"}],
+    }
+    # a profile that names no chapter runs all of them with their defaults
+    prof = rp.load_profile("quick")
+    assert list(prof.chapters) == list(book.CHAPTERS)
+    assert all(params == {} for params in prof.chapters.values())
+
+
+def test_run_notebook_takes_one_config_and_restates_no_default():
+    params = book.notebook_parameters(rp.NOTEBOOKS / rp.RUN_NOTEBOOK)
+    assert params == ("config", "out_dir", "data_root", "replace_stale")
+    nb = nbformat.read(rp.NOTEBOOKS / rp.RUN_NOTEBOOK, as_version=4)
+    tagged = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "config = {}" in tagged.source
 
 
 def test_failing_notebook_gives_nonzero_exit_naming_the_cell(tmp_path, monkeypatch, capsys):
@@ -120,7 +210,13 @@ def test_dask_executor_on_a_local_cluster(tmp_path, capsys):
         ({"runs": []}, "non-empty list"),
         ({"colour": "blue"}, "unknown profile keys"),
         ({"runs": [{"model": "fnn", "seeds": "0"}]}, "list of integers"),
-        ({"results": {"claim_c": {}}}, "not one of"),
+        ({"results": {"claim_a": {}}}, "unknown profile keys"),
+        ({"chapters": {"claim_c": {}}}, r"not chapters of the book; known: \['vmf_estimation'"),
+        ({"chapters": {"vmf_estimation": {"repss": 3}}}, r"sets \['repss'\], which"),
+        ({"chapters": {"claim_a": {"results_dir": "x"}}}, "does not take"),
+        ({"chapters": {"toy_model": 3}}, "must be a mapping, null or false"),
+        ({"runs": [SMOKE_RUN, SMOKE_RUN]}, "a second run named synthetic-fnn-seed0"),
+        ({"runs": [{"model": "fnn", "lr": 0}]}, "lr must be a positive number"),
     ],
 )
 def test_bad_profiles_fail_before_any_work(tmp_path, change, match):

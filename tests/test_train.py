@@ -1,4 +1,5 @@
-"""Training with a measurement schedule: end to end, resume after a kill, divergence, bad configs."""
+"""Training with a measurement schedule: end to end, cache, resume after a kill, divergence,
+bad configs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from vmflib import results
+from vmflib import results, train
+from vmflib.data import files_fingerprint
 from vmflib.train import RunConfig, measurement_steps, run
 
 TINY = dict(
@@ -59,6 +61,10 @@ def test_tiny_run_end_to_end(tmp_path, model):
     for key in ("cache_key", "data_fingerprint", "code_version", "versions", "device", "seconds"):
         assert meta[key], key
     assert meta["config"]["model"] == model
+    # the cache key: config, the data set's files fingerprint, the run's code
+    assert meta["data_fingerprint"] == files_fingerprint("synthetic", None)
+    assert meta["cache_key"] == train.cache_key(cfg, meta["data_fingerprint"])
+    assert RunConfig.from_dict(meta["config"]) == cfg  # the recorded config round-trips
     # a second call recomputes nothing
     mtime = (out / results.META).stat().st_mtime_ns
     run(cfg, out, progress=False)
@@ -67,6 +73,19 @@ def test_tiny_run_end_to_end(tmp_path, model):
         run(tiny(model=model, epochs=2, measure_log=3, seed=1), out, progress=False)
     df = results.load_runs(tmp_path)
     assert len(df) == len(meas) and set(df["model"]) == {model}
+
+
+def test_finished_run_returns_before_loading_data(tmp_path, monkeypatch):
+    cfg = tiny(epochs=1, measure_every=0)
+    out = run(cfg, tmp_path / "r", progress=False)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a finished run must not load its data again")
+
+    monkeypatch.setattr(train, "load_dataset", no_data)
+    assert run(cfg, out, progress=False) == out
+    with pytest.raises(AssertionError, match="must not load"):
+        run(cfg, out, progress=False, force=True)
 
 
 def test_schedule():

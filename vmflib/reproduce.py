@@ -1,63 +1,73 @@
 """Papermill batch runner: profile -> jobs -> executed notebooks -> Jupyter Book.
 
 A *profile* (``notebooks/profiles/<name>.yaml``) lists the training runs (RunConfig fields,
-models, seeds), the parameters of the chapter notebooks and of the results notebooks.
+models, seeds) and may override the parameters of the book's chapters (declared once, in
+:mod:`vmflib.book`). :func:`load_profile` validates all of it before any work starts;
 :func:`reproduce` expands it into papermill jobs, runs the independent ones in parallel on
-a local pool or a Dask cluster, skips every job whose cache key (notebook, parameters,
-library code, data fingerprint and the keys of the jobs it reads) is unchanged, keeps going
+a local pool or a Dask cluster, skips every job whose cache key is unchanged, keeps going
 past failures, and finally assembles and builds the book (warnings are errors).
+
+Cache keys (:func:`job_key`): a run job's key is sha256 over the run notebook's bytes, its
+parameters and the run's own cache key (:func:`vmflib.train.cache_key` over the config,
+the data set's files fingerprint and the code of :mod:`vmflib.train` and what it imports),
+which is also the ``cache_key`` in the run folder's meta.json. A chapter job's key is sha256
+over its notebook's bytes, its parameters, the library code and the cache keys of the runs
+it reads (a results chapter reads every run), so a change to the run notebook alone
+re-executes the run notebooks (each finds its run folder finished) but no chapter.
 
 Layout of one reproduction (``--out``, default ``results/``)::
 
     <out>/<profile>/runs/<run>/        run folders (vmflib.results)
-    <out>/<profile>/notebooks/*.ipynb  executed notebooks
+    <out>/<profile>/notebooks/*.ipynb  executed notebooks (chapters and runs)
     <out>/<profile>/cache/*.json       one record per job: key, status, seconds
     <out>/<profile>/book/              the assembled book; HTML in _build/html/
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import nbformat
 import yaml
 
-from . import results
+from . import book, results, train
+from .book import build as build_book
+from .data import data_root as default_data_root
+from .data import files_fingerprint, require
+from .train import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PROFILES = NOTEBOOKS / "profiles"
 BOOK = ROOT / "book"
+#: The notebook that trains and measures one run: one job per run of a profile.
 RUN_NOTEBOOK = "train_and_measure.ipynb"
-CHAPTER_NOTEBOOKS = ("vmf_estimation.ipynb", "toy_model.ipynb")
-RESULTS_NOTEBOOKS = ("claim_a.ipynb", "claim_b.ipynb")
-#: RunConfig fields that train_and_measure.ipynb takes as named parameters (others go in `extra`).
-RUN_NB_PARAMS = (
-    "dataset",
-    "model",
-    "seed",
-    "lr",
-    "batch_size",
-    "epochs",
-    "measure_every",
-    "measure_log",
-    "measure_at",
-    "m",
-    "measure_batch_size",
-    "chunk_size",
-    "backend",
-    "train_examples",
-    "eval_examples",
-    "device",
-)
-PROFILE_KEYS = {"name", "description", "defaults", "runs", "chapters", "results"}
+PROFILE_KEYS = {"name", "description", "defaults", "runs", "chapters"}
+#: Parameters that reproduce gives every results chapter (a profile cannot set them).
+RESULTS_PARAMETERS = ("results_dir", "profile")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A validated profile: its training runs and the chapters it executes.
+
+    ``chapters`` maps every chapter of :data:`vmflib.book.CHAPTERS` that the profile does not
+    switch off (``name: false``) to its parameters (the notebook's defaults where the profile
+    gives none), in the book's order."""
+
+    name: str
+    description: str
+    runs: tuple[RunConfig, ...]
+    chapters: dict[str, dict]
 
 
 @dataclasses.dataclass
@@ -71,6 +81,7 @@ class Job:
     output: str = ""  # executed notebook path
     deps: tuple = ()
     key: str = ""
+    run_key: str = ""  # a run job's train.cache_key (the cache_key of its meta.json)
 
 
 @dataclasses.dataclass
@@ -88,17 +99,16 @@ def profile_path(profile: str) -> Path:
         return p
     p = PROFILES / f"{profile}.yaml"
     if not p.exists():
-        known = sorted(q.stem for q in PROFILES.glob("*.yaml"))
+        known = ", ".join(sorted(q.stem for q in PROFILES.glob("*.yaml")))
         raise ValueError(
-            f"unknown profile {profile!r}; known profiles: {', '.join(known)} (or pass a .yaml path)"
+            f"unknown profile {profile!r}; known profiles: {known} (or pass a .yaml path)"
         )
     return p
 
 
-def load_profile(profile: str) -> dict:
-    """Read and check a profile; every run's config is validated before any work starts."""
-    from .train import RunConfig
-
+def load_profile(profile: str) -> Profile:
+    """Read and check a profile: every run's RunConfig and every chapter's parameter names
+    are validated here, before any work starts (errors name the file and the entry)."""
     path = profile_path(profile)
     prof = yaml.safe_load(path.read_text())
     if not isinstance(prof, dict):
@@ -108,12 +118,22 @@ def load_profile(profile: str) -> dict:
         raise ValueError(
             f"{path}: unknown profile keys {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}"
         )
-    prof.setdefault("name", path.stem)
+    return Profile(
+        name=prof.get("name", path.stem),
+        description=(prof.get("description") or "").strip(),
+        runs=_profile_runs(path, prof),
+        chapters=_profile_chapters(path, prof.get("chapters")),
+    )
+
+
+def _profile_runs(path: Path, prof: dict) -> tuple[RunConfig, ...]:
+    """One RunConfig per (runs entry, seed): RunConfig defaults < profile defaults < entry."""
     if not isinstance(prof.get("runs"), list) or not prof["runs"]:
         raise ValueError(
             f"{path}: 'runs' must be a non-empty list of {{model: ..., seeds: [...]}} entries"
         )
     defaults = prof.get("defaults") or {}
+    configs: dict[str, RunConfig] = {}
     for i, entry in enumerate(prof["runs"]):
         if not isinstance(entry, dict) or "model" not in entry:
             raise ValueError(f"{path}: runs[{i}] must be a mapping with at least 'model'")
@@ -121,100 +141,116 @@ def load_profile(profile: str) -> dict:
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise ValueError(f"{path}: runs[{i}].seeds must be a list of integers, got {seeds!r}")
         for seed in seeds:
+            fields = {**defaults, **{k: v for k, v in entry.items() if k != "seeds"}}
+            where = f"{path}: runs[{i}] (model {entry['model']}, seed {seed})"
             try:
-                RunConfig.from_dict(_run_fields(defaults, entry, seed))
+                config = RunConfig.from_dict({**fields, "seed": seed})
             except (TypeError, ValueError) as e:
-                raise ValueError(
-                    f"{path}: runs[{i}] (model {entry['model']}, seed {seed}): {e}"
-                ) from None
-    for section in ("chapters", "results"):
-        val = prof.get(section) or {}
-        if not isinstance(val, dict):
+                raise ValueError(f"{where}: {e}") from None
+            if run_name(config) in configs:
+                raise ValueError(f"{where}: a second run named {run_name(config)}")
+            configs[run_name(config)] = config
+    return tuple(configs.values())
+
+
+def _profile_chapters(path: Path, section) -> dict[str, dict]:
+    """Parameters of every chapter the profile runs: a chapter left out runs with its
+    notebook's defaults, ``name: false`` leaves it out (the book shows a placeholder)."""
+    section = section or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: 'chapters' must be a mapping of chapter name -> parameters")
+    unknown = set(section) - set(book.CHAPTERS)
+    if unknown:
+        raise ValueError(
+            f"{path}: chapters {sorted(unknown)} are not chapters of the book; "
+            f"known: {list(book.CHAPTERS)} (declared in vmflib/book.py)"
+        )
+    chapters = {}
+    for name, chapter in book.CHAPTERS.items():
+        params = section.get(name)
+        if params is False:
+            continue
+        if not isinstance(params, dict | None):
+            raise ValueError(f"{path}: chapters.{name} must be a mapping, null or false")
+        allowed = set(book.notebook_parameters(NOTEBOOKS / chapter.notebook))
+        if chapter.kind == "results":
+            allowed -= set(RESULTS_PARAMETERS)
+        bad = set(params or {}) - allowed
+        if bad:
             raise ValueError(
-                f"{path}: '{section}' must be a mapping of notebook name -> parameters"
+                f"{path}: chapters.{name} sets {sorted(bad)}, which {chapter.notebook} "
+                f"does not take; it takes {sorted(allowed)}"
             )
-        allowed = CHAPTER_NOTEBOOKS if section == "chapters" else RESULTS_NOTEBOOKS
-        for nb in val:
-            if f"{nb}.ipynb" not in allowed:
-                raise ValueError(
-                    f"{path}: {section}.{nb} is not one of {[a[:-6] for a in allowed]}"
-                )
-    return prof
+        chapters[name] = dict(params or {})
+    return chapters
 
 
-def _run_fields(defaults: dict, entry: dict, seed: int) -> dict:
-    fields = {**defaults, **{k: v for k, v in entry.items() if k != "seeds"}, "seed": seed}
-    if "measure_at" in fields:
-        fields["measure_at"] = tuple(fields["measure_at"])
-    return fields
-
-
-def run_name(fields: dict) -> str:
-    return f"{fields.get('dataset', 'synthetic')}-{fields['model']}-seed{fields['seed']}"
+def run_name(config: RunConfig) -> str:
+    return f"{config.dataset}-{config.model}-seed{config.seed}"
 
 
 # --- jobs and cache keys -----------------------------------------------------------------
-def data_fingerprint(dataset: str, data_root) -> str:
-    """Fingerprint of a dataset's files on disk (:func:`vmflib.data.files_fingerprint`)."""
-    from .data import files_fingerprint
+def job_key(notebook: Path, parameters: dict, inputs: dict) -> str:
+    """sha256 over the notebook's bytes, its parameters and ``inputs`` (what else its output
+    depends on: a run's cache key; or the library code and the keys of the jobs it reads)."""
+    content = {
+        "notebook": hashlib.sha256(Path(notebook).read_bytes()).hexdigest(),
+        "parameters": parameters,
+        **inputs,
+    }
+    return hashlib.sha256(results.canonical_json(content).encode()).hexdigest()
 
-    return files_fingerprint(dataset, data_root)
+
+def _run_job(config: RunConfig, out: Path, data_root, fingerprint: str, code: str) -> Job:
+    """The job that executes the run notebook for ``config``; its parameters are the whole
+    config (a plain dict, as papermill writes it into the notebook) and the run folder."""
+    name = run_name(config)
+    params = {
+        "config": json.loads(json.dumps(config.to_dict())),  # tuples -> lists
+        "out_dir": str(out / "runs" / name),
+        "data_root": None if data_root is None else str(data_root),
+        "replace_stale": True,
+    }
+    key = train.cache_key(config, fingerprint, code)
+    return Job(name, RUN_NOTEBOOK, params, "run", run_key=key)
 
 
-def expand_jobs(prof: dict, out: Path, *, data_root=None, device: str | None = None) -> list[Job]:
-    """The profile's jobs, in dependency order (runs, chapters, results), with cache keys."""
+def expand_jobs(
+    prof: Profile, out: Path, *, data_root=None, device: str | None = None
+) -> list[Job]:
+    """The profile's jobs, in dependency order (runs, then chapters), with cache keys.
+
+    ``device`` overrides every run's device; ``data_root`` must be the folder the notebooks
+    will read (the data fingerprint is taken there)."""
     out = Path(out)
-    pkg = Path(results.__file__).parent
-    names = [p.stem for p in pkg.glob("*.py")]
-    names += [d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()]
-    lib = sorted(n for n in names if n not in results.TOOL_MODULES)
-    code_all = results.code_version(lib).split("+")[0]
-    code_run = results.code_version(results.RUN_MODULES).split("+")[0]
-    defaults = prof.get("defaults") or {}
-    jobs: list[Job] = []
-    fps: dict[str, str] = {}
-    data_of: dict[str, str] = {}
-    for entry in prof["runs"]:
-        for seed in entry.get("seeds", [0]):
-            fields = _run_fields(defaults, entry, seed)
-            if device is not None:
-                fields["device"] = device
-            name = run_name(fields)
-            ds = fields.get("dataset", "synthetic")
-            if ds not in fps:
-                fps[ds] = data_fingerprint(ds, data_root)
-            fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
-            params = {k: v for k, v in fields.items() if k in RUN_NB_PARAMS}
-            params["extra"] = {k: v for k, v in fields.items() if k not in RUN_NB_PARAMS}
-            params.update(
-                out_dir=str(out / "runs" / name),
-                data_root=None if data_root is None else str(data_root),
-                replace_stale=True,
-            )
-            jobs.append(Job(name, RUN_NOTEBOOK, params, "run"))
-            data_of[name] = fps[ds]
-    for nb, params in (prof.get("chapters") or {}).items():
-        jobs.append(Job(nb, f"{nb}.ipynb", dict(params or {}), "chapter"))
-    run_jobs = tuple(j.name for j in jobs if j.kind == "run")
-    for nb, params in (prof.get("results") or {}).items():
-        p = {**(params or {}), "results_dir": str(out / "runs"), "profile": prof["name"]}
-        jobs.append(Job(nb, f"{nb}.ipynb", p, "results", deps=run_jobs))
-    keys: dict[str, str] = {}
+    run_code = train.code_digest()
+    fingerprints: dict[str, str] = {}
+    jobs = []
+    for config in prof.runs:
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        if config.dataset not in fingerprints:
+            fingerprints[config.dataset] = files_fingerprint(config.dataset, data_root)
+        jobs.append(_run_job(config, out, data_root, fingerprints[config.dataset], run_code))
+    run_names = tuple(j.name for j in jobs)
+    for name, params in prof.chapters.items():
+        chapter = book.CHAPTERS[name]
+        if chapter.kind == "results":
+            params = {**params, "results_dir": str(out / "runs"), "profile": prof.name}
+        deps = run_names if chapter.kind == "results" else ()
+        jobs.append(Job(name, chapter.notebook, params, chapter.kind, deps=deps))
+    lib = ["__init__", *(m for m in results.library_modules() if m not in results.TOOL_MODULES)]
+    lib_code = results.code_digest(lib)
+    read: dict[str, str] = {}  # what a job's readers key on: a run's cache key, else its key
     for j in jobs:
         j.output = str(out / "notebooks" / f"{j.name}.ipynb")
-        nb_hash = hashlib.sha256((NOTEBOOKS / j.notebook).read_bytes()).hexdigest()
-        j.key = hashlib.sha256(
-            results.canonical_json(
-                {
-                    "notebook": nb_hash,
-                    "parameters": j.parameters,
-                    "code": code_run if j.kind == "run" else code_all,
-                    "data": data_of.get(j.name, ""),
-                    "deps": [keys[d] for d in j.deps],
-                }
-            ).encode()
-        ).hexdigest()
-        keys[j.name] = j.key
+        inputs = (
+            {"run": j.run_key}
+            if j.kind == "run"
+            else {"code": lib_code, "deps": [read[d] for d in j.deps]}
+        )
+        j.key = job_key(NOTEBOOKS / j.notebook, j.parameters, inputs)
+        read[j.name] = j.run_key or j.key
     return jobs
 
 
@@ -223,11 +259,21 @@ def _cache_file(out: Path, job: Job) -> Path:
 
 
 def is_cached(out: Path, job: Job) -> bool:
+    """The job ran with this key and succeeded, its executed notebook is there and, for a
+    run, its folder holds a finished run with the run's cache key."""
     f = _cache_file(out, job)
     if not f.exists() or not Path(job.output).exists():
         return False
     rec = json.loads(f.read_text())
-    return rec.get("key") == job.key and rec.get("status") == "ok"
+    if rec.get("key") != job.key or rec.get("status") != "ok":
+        return False
+    if job.kind != "run":
+        return True
+    meta = Path(job.parameters["out_dir"]) / results.META
+    if not meta.exists():
+        return False
+    run = json.loads(meta.read_text())
+    return run.get("cache_key") == job.run_key and run.get("status") in train.FINISHED
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -260,28 +306,26 @@ def describe_failure(job: Job, err: Exception, partial: Path) -> str:
     """'<notebook>, cell N: ErrorName: message' for papermill errors, else the exception."""
     from papermill.exceptions import PapermillExecutionError
 
-    if isinstance(err, PapermillExecutionError):
-        first_line = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
-        # papermill inserts one "injected-parameters" cell after the parameters cell:
-        # map the executed notebook's index back to the committed notebook's
-        index, src = err.cell_index, ""
-        try:
-            cells = json.loads((NOTEBOOKS / job.notebook).read_text())["cells"]
-            tagged = [
-                i
-                for i, c in enumerate(cells)
-                if "parameters" in c.get("metadata", {}).get("tags", [])
-            ]
-            if tagged and job.parameters and index > tagged[0]:
-                index -= 1
-            src = "".join(cells[index].get("source", "")).strip().splitlines()[0][:80]
-        except Exception:  # noqa: BLE001
-            pass
-        return (
-            f"{job.notebook} (job {job.name}), cell {index} (execution count {err.exec_count})"
-            f"{f' [{src}]' if src else ''}: {err.ename}: {first_line}; partial output in {partial}"
-        )
-    return f"{job.notebook} (job {job.name}): {type(err).__name__}: {err}"
+    if not isinstance(err, PapermillExecutionError):
+        return f"{job.notebook} (job {job.name}): {type(err).__name__}: {err}"
+    first_line = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
+    # papermill inserts one "injected-parameters" cell after the parameters cell:
+    # map the executed notebook's index back to the committed notebook's
+    index, src = err.cell_index, ""
+    try:
+        cells = json.loads((NOTEBOOKS / job.notebook).read_text())["cells"]
+        tagged = [
+            i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])
+        ]
+        if tagged and job.parameters and index > tagged[0]:
+            index -= 1
+        src = "".join(cells[index].get("source", "")).strip().splitlines()[0][:80]
+    except Exception:  # noqa: BLE001
+        pass
+    return (
+        f"{job.notebook} (job {job.name}), cell {index} (execution count {err.exec_count})"
+        f"{f' [{src}]' if src else ''}: {err.ename}: {first_line}; partial output in {partial}"
+    )
 
 
 def _record(out: Path, job: Job, res: JobResult) -> None:
@@ -292,12 +336,80 @@ def _record(out: Path, job: Job, res: JobResult) -> None:
             "notebook": job.notebook,
             "parameters": job.parameters,
             "key": job.key,
+            "run_key": job.run_key,
             "status": res.status,
             "seconds": res.seconds,
             "error": res.error,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
+
+
+@contextlib.contextmanager
+def _threads_per_kernel(n_jobs: int):
+    """Parallel kernels share the cores instead of each grabbing all of them: unless set,
+    OMP_NUM_THREADS = cores // n_jobs while the batch runs (kernels and Dask workers inherit
+    the environment)."""
+    if os.environ.get("OMP_NUM_THREADS") is not None:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_NUM_THREADS", None)
+
+
+@contextlib.contextmanager
+def _executor(kind: str, n_jobs: int, scheduler: str | None):
+    """A function ``execute(jobs)`` that runs :func:`execute_job` on each job, ``n_jobs`` at
+    a time, and yields (job, result) as each finishes: in threads of this process
+    (``"local"``) or on a Dask cluster (``"dask"``: ``scheduler``, or a LocalCluster)."""
+    if kind == "local":
+        with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+
+            def execute(jobs):
+                futures = {pool.submit(execute_job, j, str(ROOT)): j for j in jobs}
+                for fut in as_completed(futures):
+                    yield futures[fut], fut.result()
+
+            yield execute
+        return
+    if kind != "dask":
+        raise ValueError(f"executor must be 'local' or 'dask', got {kind!r}")
+    from distributed import Client, LocalCluster
+    from distributed import as_completed as dask_completed
+
+    cluster = None
+    if not scheduler:
+        cluster = LocalCluster(
+            n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    client = Client(scheduler or cluster)
+
+    def execute(jobs):
+        futures = {client.submit(execute_job, j, str(ROOT), pure=False): j for j in jobs}
+        for fut in dask_completed(futures):
+            yield futures[fut], fut.result()
+
+    try:
+        yield execute
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _settled(job: Job, done: dict[str, JobResult], out: Path, force: bool) -> JobResult | None:
+    """The result of a job that need not run (a job it reads failed, or it is cached);
+    None: run it."""
+    failed = [d for d in job.deps if d in done and done[d].status == "failed"]
+    if failed:
+        why = f"not run because {', '.join(failed)} failed"
+        return JobResult(job.name, "failed", 0.0, f"{job.notebook} (job {job.name}): {why}")
+    if not force and is_cached(out, job):
+        return JobResult(job.name, "cached")
+    return None
 
 
 def run_jobs(
@@ -310,175 +422,114 @@ def run_jobs(
     force: bool = False,
     progress: bool = True,
 ) -> list[JobResult]:
-    """Execute jobs phase by phase (runs + chapters, then results); skip cached ones."""
+    """Execute jobs phase by phase (runs and chapters, then results chapters); skip cached
+    ones; record each executed job's result under ``<out>/cache``."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    import os
-
-    # parallel kernels share the cores instead of each grabbing all of them (kernels and
-    # Dask workers inherit the environment; restored when the batch ends)
-    saved_omp = os.environ.get("OMP_NUM_THREADS")
-    if saved_omp is None:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, n_jobs)))
     done: dict[str, JobResult] = {}
+    phases = [[j for j in jobs if j.kind != "results"], [j for j in jobs if j.kind == "results"]]
     bar = tqdm(total=len(jobs), desc="reproduce", unit="notebook", disable=not progress)
-    client = None
-    cluster = None
-    if executor == "dask":
-        from distributed import Client, LocalCluster
-
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-    elif executor != "local":
-        raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
     try:
-        phases = [
-            [j for j in jobs if j.kind != "results"],
-            [j for j in jobs if j.kind == "results"],
-        ]
-        for phase in phases:
-            todo = []
-            for j in phase:
-                failed_deps = [d for d in j.deps if done.get(d) and done[d].status == "failed"]
-                if failed_deps:
-                    res = JobResult(
-                        j.name,
-                        "failed",
-                        0.0,
-                        f"{j.notebook} (job {j.name}): not run because {', '.join(failed_deps)} failed",
-                    )
+        with _threads_per_kernel(n_jobs), _executor(executor, n_jobs, scheduler) as execute:
+            for phase in phases:
+                todo = []
+                for j in phase:
+                    settled = _settled(j, done, out, force)
+                    if settled is None:
+                        todo.append(j)
+                    else:
+                        done[j.name] = settled
+                        bar.update(1)
+                for j, res in execute(todo):
+                    _record(out, j, res)
                     done[j.name] = res
                     bar.update(1)
-                elif not force and is_cached(out, j):
-                    done[j.name] = JobResult(j.name, "cached")
-                    bar.update(1)
-                else:
-                    todo.append(j)
-            if client is not None:
-                from distributed import as_completed as dask_completed
-
-                futs = {client.submit(execute_job, j, str(ROOT), pure=False): j for j in todo}
-                finished = dask_completed(futs)
-            else:
-                pool = ThreadPoolExecutor(max_workers=max(1, n_jobs))
-                futs = {pool.submit(execute_job, j, str(ROOT)): j for j in todo}
-                finished = as_completed(futs)
-            for fut in finished:
-                j = futs[fut]
-                res = fut.result()
-                _record(out, j, res)
-                done[j.name] = res
-                bar.update(1)
-                bar.set_postfix_str(f"{j.name}: {res.status}")
-            if client is None:
-                pool.shutdown()
+                    bar.set_postfix_str(f"{j.name}: {res.status}")
     finally:
-        if saved_omp is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
         bar.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     return [done[j.name] for j in jobs]
 
 
 # --- the book --------------------------------------------------------------------------------
-def assemble_book(prof: dict, out: Path, jobs: list[Job]) -> Path:
-    """Copy the book's sources, the top-level _config.yml and the executed notebooks into
-    <out>/book and write the generated reproducibility tables."""
-    book = Path(out) / "book"
-    if book.exists():
-        for p in book.iterdir():
+def assemble_book(prof: Profile, out: Path, jobs: list[Job]) -> Path:
+    """Copy the book's prose, the top-level _config.yml and the executed notebooks (chapters,
+    and the training runs as sections of the reproducibility appendix) into <out>/book;
+    write its _toc.yml (:func:`vmflib.book.toc`) and the reproducibility tables."""
+    book_dir = Path(out) / "book"
+    if book_dir.exists():
+        for p in book_dir.iterdir():
             if p.name != "_build":
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-    book.mkdir(parents=True, exist_ok=True)
+    (book_dir / book.RUN_NOTEBOOK_DIR).mkdir(parents=True, exist_ok=True)
     for p in BOOK.iterdir():
         if p.is_file() and not p.name.startswith("."):
-            shutil.copy2(p, book / p.name)
+            shutil.copy2(p, book_dir / p.name)
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    cfg["title"] = f"{cfg.get('title', '')} ({prof['name']} profile)"
+    cfg["title"] = f"{cfg.get('title', '')} ({prof.name} profile)"
     cfg["bibtex_bibfiles"] = ["references.bib"]  # paths inside the assembled book
-    (book / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    nbdir = book / "notebooks"
-    nbdir.mkdir(exist_ok=True)
-    for j in jobs:
-        if j.kind == "run":
-            continue
-        if Path(j.output).exists():
-            shutil.copy2(j.output, nbdir / Path(j.output).name)
-        else:  # keep the book buildable; say what failed
-            rec = _cache_file(out, j)
-            err = json.loads(rec.read_text()).get("error", "") if rec.exists() else "not run"
-            (nbdir / f"{j.name}.md").write_text(
-                f"# {j.name} (failed)\n\nThis chapter's notebook did not run in this build:\n\n```text\n{err}\n```\n"
-            )
-    (book / "generated_runs.md").write_text(reproducibility_tables(prof, out, jobs))
-    return book
+    (book_dir / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    by_name = {j.name: j for j in jobs}
+    for name in book.CHAPTERS:
+        dest = book_dir / book.NOTEBOOK_DIR / f"{name}.ipynb"
+        job = by_name.get(name)
+        if job is not None and Path(job.output).exists():
+            shutil.copy2(job.output, dest)
+        else:  # keep the book buildable; say why the chapter is missing
+            dest.with_suffix(".md").write_text(_missing_chapter(prof, out, name, job))
+    runs = [j for j in jobs if j.kind == "run" and Path(j.output).exists()]
+    for j in runs:
+        nb = nbformat.read(j.output, as_version=4)
+        heading = next(c for c in nb.cells if c.cell_type == "markdown")
+        heading.source = f"# Training run {j.name}\n" + heading.source.split("\n", 1)[-1]
+        nbformat.write(nb, book_dir / book.RUN_NOTEBOOK_DIR / f"{j.name}.ipynb")
+    toc = book.toc([j.name for j in runs])
+    (book_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (book_dir / "generated_runs.md").write_text(reproducibility_tables(prof, out, jobs))
+    return book_dir
 
 
-def reproducibility_tables(prof: dict, out: Path, jobs: list[Job]) -> str:
-    """Markdown tables: environment, every job (status, seconds, cache key), every run."""
+def _missing_chapter(prof: Profile, out: Path, name: str, job: Job | None) -> str:
+    if job is None:
+        why = f"The {prof.name} profile leaves this chapter out."
+    else:
+        rec = _cache_file(out, job)
+        err = json.loads(rec.read_text()).get("error", "") if rec.exists() else "not run"
+        why = f"This chapter's notebook did not run in this build:\n\n```text\n{err}\n```"
+    return f"# {name} (not in this build)\n\n{why}\n"
+
+
+def reproducibility_tables(prof: Profile, out: Path, jobs: list[Job]) -> str:
+    """Markdown tables: environment, every job (status, seconds, cache key), every run
+    (linked to its executed notebook in the book)."""
     v = results.versions()
     lines = ["## Environment of this build", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | `{val}` |" for k, val in sorted(v.items())]
-    lines += [
-        "",
-        f"Profile **{prof['name']}**: {prof.get('description', '').strip()}",
-        "",
-        "## Jobs",
-        "",
-        "| notebook | job | status | seconds | cache key |",
-        "|---|---|---|---|---|",
-    ]
+    lines += ["", f"Profile **{prof.name}**: {prof.description}", "", "## Jobs", ""]
+    lines += ["| notebook | job | status | seconds | cache key |", "|---|---|---|---|---|"]
     for j in jobs:
         f = _cache_file(out, j)
         rec = json.loads(f.read_text()) if f.exists() else {}
-        lines.append(
-            f"| `{j.notebook}` | {j.name} | {rec.get('status', 'not run')} | {rec.get('seconds', float('nan')):.1f} | `{j.key[:12]}` |"
-        )
-    lines += [
-        "",
-        "## Training runs",
-        "",
-        "| run | d | device | status | seconds | data fingerprint | run cache key |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        status, seconds = rec.get("status", "not run"), rec.get("seconds", float("nan"))
+        lines.append(f"| `{j.notebook}` | {j.name} | {status} | {seconds:.1f} | `{j.key[:12]}` |")
+    lines += ["", "## Training runs", ""]
+    lines += ["The cache key is the one in the run folder's `meta.json`.", ""]
+    lines += ["| run | d | device | status | seconds | data fingerprint | run cache key |"]
+    lines += ["|---|---|---|---|---|---|---|"]
     for j in jobs:
-        if j.kind != "run":
+        mp = Path(j.parameters["out_dir"]) / results.META if j.kind == "run" else None
+        if mp is None or not mp.exists():
             continue
-        mp = Path(j.parameters["out_dir"]) / results.META
-        if mp.exists():
-            m = json.loads(mp.read_text())
-            lines.append(
-                f"| {j.name} | {m.get('d')} | {m.get('device')} | {m.get('status')} | {m.get('seconds', 0):.1f} | `{m.get('data_fingerprint', '')[:12]}` | `{m.get('cache_key', '')[:12]}` |"
-            )
+        m = json.loads(mp.read_text())
+        name = j.name
+        if Path(j.output).exists():
+            name = f"{{doc}}`{j.name} <{book.RUN_NOTEBOOK_DIR}/{j.name}>`"
+        cells = [name, m.get("d"), m.get("device"), m.get("status")]
+        fp = m.get("data_fingerprint", "")
+        cells += [f"{m.get('seconds', 0):.1f}", f"`{fp if ':' in fp else fp[:12]}`"]
+        cells += [f"`{m.get('cache_key', '')[:12]}`"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def build_book(book: Path) -> Path:
-    """``jupyter-book build`` with warnings as errors; returns the HTML index."""
-    exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [
-        str(exe) if exe.exists() else "jupyter-book",
-        "build",
-        str(book),
-        "-W",
-        "-n",
-        "--keep-going",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return book / "_build" / "html" / "index.html"
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -497,15 +548,9 @@ def reproduce(
 ) -> int:
     """Run a profile end to end; print a summary; return the exit status (0 = all good)."""
     prof = load_profile(profile)
-    out = Path(out).resolve() / prof["name"]  # notebooks run with the repository as cwd
-    if data_root is not None:
-        data_root = str(Path(data_root).resolve())
-    datasets = {(prof.get("defaults") or {}).get("dataset", "synthetic")} | {
-        e.get("dataset") for e in prof["runs"] if e.get("dataset")
-    }
-    from .data import require
-
-    for name in sorted(datasets):
+    out = Path(out).resolve() / prof.name  # notebooks run with the repository as cwd
+    data_root = str(default_data_root(data_root).resolve())  # one folder for every job
+    for name in sorted({c.dataset for c in prof.runs}):
         require(name, data_root)  # once, before parallel jobs could race for the files
     jobs = expand_jobs(prof, out, data_root=data_root, device=device)
     t0 = time.perf_counter()
@@ -520,7 +565,8 @@ def reproduce(
     )
     counts = {s: sum(r.status == s for r in res) for s in ("ok", "cached", "failed")}
     print(
-        f"profile {prof['name']}: {counts['ok']} executed, {counts['cached']} cached, {counts['failed']} failed in {time.perf_counter() - t0:.1f} s"
+        f"profile {prof.name}: {counts['ok']} executed, {counts['cached']} cached, "
+        f"{counts['failed']} failed in {time.perf_counter() - t0:.1f} s"
     )
     failed = [r for r in res if r.status == "failed"]
     for r in failed:

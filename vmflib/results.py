@@ -16,6 +16,7 @@ DataFrame.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -30,7 +31,6 @@ MEASUREMENTS = "measurements.csv"
 LAYERS = "layers.csv"
 META = "meta.json"
 CHECKPOINT = "checkpoint.pt"
-STATUSES = ("running", "complete", "diverged", "failed")
 
 
 def atomic_write(path, data: bytes | str) -> Path:
@@ -75,31 +75,76 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-#: The modules whose code determines a training run's numbers (its cache key hashes these).
-RUN_MODULES = ("vmf", "stats", "sampling", "data", "models", "train")
 #: Modules that cannot change a notebook's output (tools around it); left out of job keys.
-TOOL_MODULES = ("bench", "__main__", "reproduce")
+TOOL_MODULES = ("bench", "__main__", "reproduce", "book")
+PACKAGE = Path(__file__).parent
+
+
+def library_modules() -> tuple[str, ...]:
+    """Names of vmflib's top-level modules and subpackages (the package's own __init__ not)."""
+    mods = [p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
+    mods += [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
+    return tuple(sorted(mods))
+
+
+def _source_files(module: str) -> list[Path]:
+    path = PACKAGE / module
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+
+
+def _imported(file: Path) -> set[str]:
+    """vmflib's top-level modules and subpackages that one source file imports, anywhere in
+    it (function bodies too): ``from . import x``, ``from .x import y``, ``from ..x import y``
+    inside a subpackage, ``import vmflib.x``, ``from vmflib.x import y``."""
+    parts = file.relative_to(PACKAGE).parts  # ("train.py",) or ("backends", "loop.py")
+    found = set()
+    for node in ast.walk(ast.parse(file.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: climbs level - 1 packages above the file's own
+                in_subpackage = node.level < len(parts)
+                path = [parts[0]] if in_subpackage else (node.module or "").split(".")
+            elif (node.module or "").split(".")[0] == "vmflib":
+                path = node.module.split(".")[1:]
+            else:
+                continue
+            found.update(path[:1] if path and path[0] else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("vmflib."))
+    return found & set(library_modules())
+
+
+def imported_modules(module: str) -> tuple[str, ...]:
+    """``module`` and every vmflib module or subpackage it imports, transitively: the code
+    that can change what ``module`` computes (vmflib's own ``__init__`` left out)."""
+    seen, todo = set(), [module]
+    while todo:
+        mod = todo.pop()
+        if mod not in seen:
+            seen.add(mod)
+            todo.extend(m for f in _source_files(mod) for m in _imported(f))
+    return tuple(sorted(seen))
+
+
+def code_digest(modules=None) -> str:
+    """sha256 (16 hex) over the source files of ``modules`` (names as in
+    :func:`library_modules`, or ``"__init__"``; default: all of vmflib, its ``__init__``
+    too), paths and bytes: equal digests mean equal code."""
+    mods = ["__init__", *library_modules()] if modules is None else sorted(set(modules))
+    h = hashlib.sha256()
+    for m in mods:
+        for p in _source_files(m):
+            h.update(p.relative_to(PACKAGE).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def code_version(modules=None) -> str:
-    """sha256 (16 hex) of vmflib's source files (or only ``modules``), plus the git commit."""
-    pkg = Path(__file__).parent
-    h = hashlib.sha256()
-    if modules is None:
-        modules = [p.stem for p in pkg.glob("*.py")] + [
-            d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()
-        ]
-    files: list[Path] = []
-    for m in modules:  # a module m.py, or every *.py of a package m/
-        files += sorted((pkg / m).rglob("*.py")) if (pkg / m).is_dir() else [pkg / f"{m}.py"]
-    for p in sorted(files):
-        h.update(p.relative_to(pkg).as_posix().encode())
-        h.update(p.read_bytes())
-    digest = h.hexdigest()[:16]
+    """:func:`code_digest` plus the git commit of the checkout (``<digest>+git.<commit>``)."""
+    digest = code_digest(modules)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=pkg,
+            cwd=PACKAGE,
             capture_output=True,
             text=True,
             timeout=5,
@@ -109,9 +154,8 @@ def code_version(modules=None) -> str:
     return f"{digest}+git.{commit}" if commit else digest
 
 
-def cache_key(config: dict, data_fingerprint: str, code: str | None = None) -> str:
-    """sha256 over (config, data fingerprint, library code): equal keys mean equal results."""
-    code = code if code is not None else code_version().split("+")[0]
+def cache_key(config: dict, data_fingerprint: str, code: str) -> str:
+    """sha256 over (config, data fingerprint, code digest): equal keys mean equal results."""
     return hashlib.sha256(
         canonical_json({"config": config, "data": data_fingerprint, "code": code}).encode()
     ).hexdigest()

@@ -4,7 +4,11 @@
 the scheduled points (at initialisation, then at given epochs or fractions of an epoch,
 optionally log-spaced early on), measures GS, GNS and DU of ``config.m`` minibatch
 gradients of the training set at fixed weights (:func:`vmflib.sampling.gradient_stats`),
-plus train and test loss and accuracy. Results go to a run folder (:mod:`vmflib.results`).
+plus train and test loss and accuracy. Results go to a run folder (:mod:`vmflib.results`)
+whose meta.json holds the run's :func:`cache_key`; :func:`run` is a sequence of named
+steps: the folder's state (:func:`_folder_action`), data and model (:func:`_start`),
+resume (:func:`_resume`), then epochs (:func:`_train_epoch`) with measurements
+(:func:`_measure`) and a checkpoint after each (:func:`_checkpoint`), and :func:`_finish`.
 
 Reproducibility: the data order of epoch e and the minibatches of the measurement at step
 s come from generators seeded by (seed, e) and (seed, s); after every epoch the weights,
@@ -30,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import results
-from .data import KNOWN_DATASETS, load_dataset
+from .data import KNOWN_DATASETS, files_fingerprint, load_dataset
 from .models import MODELS, build_model
 from .sampling import BACKENDS, gradient_stats
 from .stats import NonFiniteGradientError
@@ -204,6 +208,259 @@ def _set_rng_states(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
+#: Statuses of a finished run; a folder holding one with the same cache key is not rerun.
+FINISHED = ("complete", "diverged")
+
+
+def code_digest() -> str:
+    """Digest of the code that determines a run's numbers: this module and every vmflib
+    module it imports, transitively (:func:`vmflib.results.imported_modules`)."""
+    return results.code_digest(results.imported_modules("train"))
+
+
+def cache_key(config: RunConfig, data_fingerprint: str, code: str | None = None) -> str:
+    """The run's cache key, :func:`vmflib.results.cache_key` over (``config.to_dict()``,
+    ``data_fingerprint``, ``code`` or :func:`code_digest`). ``data_fingerprint`` is
+    :func:`vmflib.data.files_fingerprint` of ``config.dataset`` (generated data sets are
+    identified by ``config.data_kwargs``). :mod:`vmflib.reproduce` keys its run jobs on it."""
+    return results.cache_key(config.to_dict(), data_fingerprint, code or code_digest())
+
+
+@dataclass
+class _Run:
+    """What the steps of one run share: its data, model, optimiser, schedule and progress."""
+
+    config: RunConfig
+    out: Path
+    key: str
+    device: torch.device
+    ds: object  # vmflib.data.Dataset
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    steps_per_epoch: int
+    schedule: list[int]
+    meta: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    layer_rows: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    elapsed: float = 0.0  # seconds spent before this process took over (from a checkpoint)
+    t_start: float = 0.0
+
+
+def _folder_action(out: Path, key: str, *, force: bool, replace_stale: bool) -> str:
+    """What to do with the run folder: "done" (it holds this run, finished), "fresh"
+    (start over, deleting its files) or "continue" (resume from a checkpoint of this run
+    if there is one). A folder holding another cache key raises unless ``replace_stale``."""
+    if force:
+        return "fresh"
+    if not (out / results.META).exists():
+        return "continue"
+    old = results.read_meta(out)
+    if old.get("cache_key") != key:
+        if replace_stale:
+            return "fresh"
+        raise ValueError(
+            f"{out} holds a run with another cache key (different config, data or code); "
+            "use another folder or force=True"
+        )
+    return "done" if old.get("status") in FINISHED else "continue"
+
+
+def _training_data(config: RunConfig, data_root, device: torch.device):
+    """(dataset, x_train, y_train): the data set on ``device``, its training set cut to
+    ``config.train_examples``; checks the config's sizes against it."""
+    ds = load_dataset(config.dataset, root=data_root, device=device, **config.data_kwargs)
+    x_train, y_train = ds.x_train, ds.y_train
+    if config.train_examples is not None:
+        if config.train_examples > ds.n_train:
+            raise ValueError(
+                f"train_examples {config.train_examples} is more than the {ds.n_train} "
+                f"training examples of {config.dataset}"
+            )
+        x_train, y_train = x_train[: config.train_examples], y_train[: config.train_examples]
+    config.validate(n_train=x_train.shape[0])
+    return ds, x_train, y_train
+
+
+def _start(config: RunConfig, out: Path, key: str, data_root) -> _Run:
+    """Load the data, build the model (seeded) and the SGD optimiser, compute the schedule."""
+    device = resolve_device(config.device)
+    ds, x_train, y_train = _training_data(config, data_root, device)
+    steps_per_epoch = x_train.shape[0] // config.batch_size  # drop the last partial batch
+    model = build_model(
+        config.model,
+        ds.input_shape,
+        ds.num_classes,
+        seed=config.seed,
+        device=device,
+        **config.model_kwargs,
+    )
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    schedule = measurement_steps(config, steps_per_epoch)
+    return _Run(
+        config, out, key, device, ds, x_train, y_train, model, opt, steps_per_epoch, schedule
+    )
+
+
+def _resume(r: _Run) -> int | None:
+    """Restore model, optimiser, RNG states and rows from a checkpoint of this run (same
+    cache key); returns the epoch it resumes from (None: no such checkpoint)."""
+    path = r.out / results.CHECKPOINT
+    if not path.exists():
+        return None
+    ck = torch.load(path, map_location=r.device, weights_only=False)
+    if ck["cache_key"] != r.key:
+        return None
+    r.model.load_state_dict(ck["model"])
+    r.opt.load_state_dict(ck["optimizer"])
+    _set_rng_states(ck["rng"])
+    r.rows, r.layer_rows = ck["rows"], ck["layer_rows"]
+    r.start_epoch, r.elapsed = ck["epoch"], ck["elapsed"]
+    return ck["epoch"]
+
+
+def _run_meta(r: _Run, data_fingerprint: str, resumed_from: int | None) -> dict:
+    """meta.json of a running run (:mod:`vmflib.results`)."""
+    device = str(r.device)
+    if r.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(r.device)})"
+    return {
+        "config": r.config.to_dict(),
+        "cache_key": r.key,
+        "data_fingerprint": data_fingerprint,
+        "code_version": results.code_version(results.imported_modules("train")),
+        "versions": results.versions(),
+        "device": device,
+        "n_train": r.x_train.shape[0],
+        "n_test": r.ds.n_test,
+        "d": sum(p.numel() for p in r.model.parameters() if p.requires_grad),
+        "steps_per_epoch": r.steps_per_epoch,
+        "schedule_steps": r.schedule,
+        "status": "running",
+        "resumed_from_epoch": resumed_from,
+    }
+
+
+def _measure(r: _Run, step: int) -> None:
+    """One measurement at fixed weights: GS, GNS, DU of ``m`` minibatch gradients (the
+    minibatches drawn from a generator seeded by (seed, 1, step)), train and test loss and
+    accuracy; appends a row to ``r.rows`` and one per layer to ``r.layer_rows``."""
+    c, t0 = r.config, time.perf_counter()
+    st = gradient_stats(
+        r.model,
+        F.cross_entropy,
+        r.x_train,
+        r.y_train,
+        batch_size=c.measure_batch_size or c.batch_size,
+        num_batches=c.m,
+        generator=_seeded(c.seed, 1, step),
+        chunk_size=c.chunk_size,
+        per_layer=c.per_layer,
+        backend=c.backend,
+        jackknife_groups=c.jackknife_groups,
+    )
+    eval_n = min(r.x_train.shape[0], c.eval_examples or r.x_train.shape[0])
+    tr_loss, tr_acc = evaluate(r.model, r.x_train[:eval_n], r.y_train[:eval_n], c.eval_batch_size)
+    te_loss, te_acc = evaluate(r.model, r.ds.x_test, r.ds.y_test, c.eval_batch_size)
+    base = {"step": step, "epoch": step / r.steps_per_epoch if r.steps_per_epoch else 0.0}
+    row = {**base, "train_loss": tr_loss, "train_acc": tr_acc}
+    row.update({"test_loss": te_loss, "test_acc": te_acc})
+    row.update({k: v for k, v in st.all.to_dict().items() if k != "name"})
+    row.update({"backend": st.info["backend"], "measure_seconds": time.perf_counter() - t0})
+    r.rows.append(row)
+    r.layer_rows.extend(
+        {**base, "layer": s.name, **{k: v for k, v in s.to_dict().items() if k != "name"}}
+        for s in st.layers
+    )
+
+
+def _train_epoch(r: _Run, epoch: int, bar) -> str | None:
+    """One epoch of SGD over a permutation seeded by (seed, 0, epoch), measuring at the
+    scheduled steps; returns why the run diverged (None: it did not)."""
+    c = r.config
+    n, done = r.x_train.shape[0], {row["step"] for row in r.rows}
+    perm = torch.randperm(n, generator=_seeded(c.seed, 0, epoch)).to(r.device)
+    for i in range(r.steps_per_epoch):
+        step = epoch * r.steps_per_epoch + i + 1
+        sel = perm[i * c.batch_size : (i + 1) * c.batch_size]
+        r.opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(r.model(r.x_train[sel]), r.y_train[sel])
+        if not torch.isfinite(loss):
+            return f"non-finite training loss at step {step} (epoch {step / r.steps_per_epoch:.3f})"
+        loss.backward()
+        r.opt.step()
+        if bar is not None:
+            bar.update(1)
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step in r.schedule and step not in done:
+            _measure(r, step)
+    return None
+
+
+def _checkpoint(r: _Run, epochs_done: int) -> None:
+    """Tables, then the checkpoint (weights, optimiser, RNG states, rows), atomically.
+
+    Tables first: once a checkpoint exists, the tables hold at least its rows (a kill in
+    between leaves tables ahead of the checkpoint; the resume rewrites them)."""
+    ck = {
+        "cache_key": r.key,
+        "epoch": epochs_done,
+        "model": r.model.state_dict(),
+        "optimizer": r.opt.state_dict(),
+        "rng": _rng_states(),
+        "rows": r.rows,
+        "layer_rows": r.layer_rows,
+        "elapsed": r.elapsed + time.perf_counter() - r.t_start,
+    }
+    results.write_table(r.out / results.MEASUREMENTS, r.rows)
+    results.write_table(r.out / results.LAYERS, r.layer_rows)
+    results.atomic_torch_save(ck, r.out / results.CHECKPOINT)
+
+
+def _finish(r: _Run, status: str, reason: str | None = None) -> Path:
+    """Write the tables and the final meta.json; delete the checkpoint."""
+    results.write_table(r.out / results.MEASUREMENTS, r.rows)
+    results.write_table(r.out / results.LAYERS, r.layer_rows)
+    seconds = r.elapsed + time.perf_counter() - r.t_start
+    r.meta.update({"status": status, "reason": reason, "seconds": seconds})
+    results.write_json(r.out / results.META, r.meta)
+    (r.out / results.CHECKPOINT).unlink(missing_ok=True)
+    return r.out
+
+
+def _train(r: _Run, on_epoch_end, progress: bool) -> Path:
+    """Measure at initialisation, then train epoch by epoch with a checkpoint after each."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total, spe = r.config.epochs * r.steps_per_epoch, r.steps_per_epoch
+        desc = f"{r.config.model} seed {r.config.seed}"
+        bar = tqdm(total=total, initial=r.start_epoch * spe, desc=desc, unit="step")
+    try:
+        r.model.train()
+        if 0 in r.schedule and 0 not in {row["step"] for row in r.rows}:
+            _measure(r, 0)
+        for epoch in range(r.start_epoch, r.config.epochs):
+            diverged = _train_epoch(r, epoch, bar)
+            if diverged:
+                return _finish(r, "diverged", diverged)
+            _checkpoint(r, epoch + 1)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
+    except NonFiniteGradientError as e:
+        return _finish(r, "diverged", str(e))
+    finally:
+        if bar is not None:
+            bar.close()
+    return _finish(r, "complete")
+
+
 def run(
     config: RunConfig,
     out_dir,
@@ -216,10 +473,12 @@ def run(
 ) -> Path:
     """Train and measure; write (or resume) the run folder ``out_dir``.
 
-    A folder whose meta.json has the same cache key and a final status is returned as is
-    (nothing recomputed); one with a checkpoint resumes from it; a different cache key is an
-    error unless ``replace_stale`` (start over: the old results came from another config,
-    data or code); ``force`` always starts over.
+    A folder whose meta.json has the same cache key (:func:`cache_key`) and a final status
+    (:data:`FINISHED`) is returned as is, before any data is loaded; one with a checkpoint
+    of this run resumes from it; a different cache key is an error unless
+    ``replace_stale`` (start over: the old results came from another config, data or
+    code); ``force`` always starts over. Nothing is written before the config has been
+    checked against the data.
 
     Args:
         config: the run. out_dir: its folder. data_root: where datasets live.
@@ -232,194 +491,17 @@ def run(
     if not isinstance(config, RunConfig):
         raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
     out = Path(out_dir)
-    device = resolve_device(config.device)
-    ds = load_dataset(config.dataset, root=data_root, device=device, **config.data_kwargs)
-    x_train, y_train = ds.x_train, ds.y_train
-    if config.train_examples is not None:
-        if config.train_examples > ds.n_train:
-            raise ValueError(
-                f"train_examples {config.train_examples} is more than the {ds.n_train} training examples of {config.dataset}"
-            )
-        x_train, y_train = x_train[: config.train_examples], y_train[: config.train_examples]
-    config.validate(n_train=x_train.shape[0])
-    cfg = config.to_dict()
-    fp = ds.fingerprint
-    code = results.code_version(results.RUN_MODULES)
-    key = results.cache_key(cfg, fp, code.split("+")[0])
-
-    meta_path = out / results.META
-    ckpt_path = out / results.CHECKPOINT
-    if meta_path.exists() and not force:
-        old = results.read_meta(out)
-        if old.get("cache_key") != key and replace_stale:
-            force = True
-        elif old.get("cache_key") != key:
-            raise ValueError(
-                f"{out} holds a run with another cache key (different config, data or code); use another folder or force=True"
-            )
-        elif old.get("status") in ("complete", "diverged"):
-            return out
-    if force:
+    fingerprint = files_fingerprint(config.dataset, data_root)
+    key = cache_key(config, fingerprint)
+    action = _folder_action(out, key, force=force, replace_stale=replace_stale)
+    if action == "done":
+        return out
+    r = _start(config, out, key, data_root)
+    if action == "fresh":
         for name in (results.META, results.CHECKPOINT, results.MEASUREMENTS, results.LAYERS):
             (out / name).unlink(missing_ok=True)
-
-    n = x_train.shape[0]
-    steps_per_epoch = n // config.batch_size  # drop the last partial batch
-    schedule = measurement_steps(config, steps_per_epoch)
-    eval_n = min(n, config.eval_examples or n)
-    mb = config.measure_batch_size or config.batch_size
-
-    model = build_model(
-        config.model,
-        ds.input_shape,
-        ds.num_classes,
-        seed=config.seed,
-        device=device,
-        **config.model_kwargs,
-    )
-    opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    rows: list[dict] = []
-    layer_rows: list[dict] = []
-    start_epoch = 0
-    elapsed = 0.0
-    resumed_from = None
-    status = "running"
-    if ckpt_path.exists() and not force:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["cache_key"] == key:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            _set_rng_states(ck["rng"])
-            rows, layer_rows = ck["rows"], ck["layer_rows"]
-            start_epoch = resumed_from = ck["epoch"]
-            elapsed = ck["elapsed"]
-    meta = {
-        "config": cfg,
-        "cache_key": key,
-        "data_fingerprint": fp,
-        "code_version": code,
-        "versions": results.versions(),
-        "device": str(device)
-        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "n_train": n,
-        "n_test": ds.n_test,
-        "d": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "steps_per_epoch": steps_per_epoch,
-        "schedule_steps": schedule,
-        "status": status,
-        "resumed_from_epoch": resumed_from,
-    }
-    results.write_json(meta_path, meta)
-
-    done_steps = {r["step"] for r in rows}
-    t_start = time.perf_counter()
-
-    def measure(step: int) -> None:
-        t0 = time.perf_counter()
-        gen = _seeded(config.seed, 1, step)
-        st = gradient_stats(
-            model,
-            F.cross_entropy,
-            x_train,
-            y_train,
-            batch_size=mb,
-            num_batches=config.m,
-            generator=gen,
-            chunk_size=config.chunk_size,
-            per_layer=config.per_layer,
-            backend=config.backend,
-            jackknife_groups=config.jackknife_groups,
-        )
-        tr_loss, tr_acc = evaluate(
-            model, x_train[:eval_n], y_train[:eval_n], config.eval_batch_size
-        )
-        te_loss, te_acc = evaluate(model, ds.x_test, ds.y_test, config.eval_batch_size)
-        base = {"step": step, "epoch": step / steps_per_epoch if steps_per_epoch else 0.0}
-        row = {
-            **base,
-            "train_loss": tr_loss,
-            "train_acc": tr_acc,
-            "test_loss": te_loss,
-            "test_acc": te_acc,
-        }
-        row.update({k: v for k, v in st.all.to_dict().items() if k != "name"})
-        row.update({"backend": st.info["backend"], "measure_seconds": time.perf_counter() - t0})
-        rows.append(row)
-        layer_rows.extend(
-            {**base, "layer": s.name, **{k: v for k, v in s.to_dict().items() if k != "name"}}
-            for s in st.layers
-        )
-
-    def finish(final_status: str, reason: str | None = None) -> Path:
-        results.write_table(out / results.MEASUREMENTS, rows)
-        results.write_table(out / results.LAYERS, layer_rows)
-        meta.update(
-            {
-                "status": final_status,
-                "reason": reason,
-                "seconds": elapsed + time.perf_counter() - t_start,
-            }
-        )
-        results.write_json(meta_path, meta)
-        ckpt_path.unlink(missing_ok=True)
-        return out
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=config.epochs * steps_per_epoch,
-            initial=start_epoch * steps_per_epoch,
-            desc=f"{config.model} seed {config.seed}",
-            unit="step",
-        )
-    try:
-        model.train()
-        if 0 in schedule and 0 not in done_steps:
-            measure(0)
-        for epoch in range(start_epoch, config.epochs):
-            perm = torch.randperm(n, generator=_seeded(config.seed, 0, epoch)).to(device)
-            for i in range(steps_per_epoch):
-                step = epoch * steps_per_epoch + i + 1
-                sel = perm[i * config.batch_size : (i + 1) * config.batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x_train[sel]), y_train[sel])
-                if not torch.isfinite(loss):
-                    return finish(
-                        "diverged",
-                        f"non-finite training loss at step {step} (epoch {step / steps_per_epoch:.3f})",
-                    )
-                loss.backward()
-                opt.step()
-                if bar is not None:
-                    bar.update(1)
-                    if i % 20 == 0:
-                        bar.set_postfix(loss=f"{float(loss):.3f}")
-                if step in schedule and step not in done_steps:
-                    measure(step)
-            ck = {
-                "cache_key": key,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "rng": _rng_states(),
-                "rows": rows,
-                "layer_rows": layer_rows,
-                "elapsed": elapsed + time.perf_counter() - t_start,
-            }
-            # tables first: once a checkpoint exists, the tables hold at least its rows (a kill
-            # in between leaves tables ahead of the checkpoint; the resume rewrites them)
-            results.write_table(out / results.MEASUREMENTS, rows)
-            results.write_table(out / results.LAYERS, layer_rows)
-            results.atomic_torch_save(ck, ckpt_path)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1)
-    except NonFiniteGradientError as e:
-        return finish("diverged", str(e))
-    finally:
-        if bar is not None:
-            bar.close()
-    return finish("complete")
+    resumed_from = _resume(r)
+    r.meta = _run_meta(r, fingerprint, resumed_from)
+    results.write_json(out / results.META, r.meta)
+    r.t_start = time.perf_counter()
+    return _train(r, on_epoch_end, progress)
