@@ -10,7 +10,7 @@ disk, input shape, classes, normalisation); every function here reads it:
 * :func:`load_dataset` -- load a data set by name, normalised, on a device;
 * :func:`fetch` -- what ``python -m vmflib data fetch NAME`` calls;
 * :func:`dataset_files`, :func:`files_fingerprint` -- the files a data set is read from,
-  and a sha256 over them (the data part of a run's cache key in ``vmflib.reproduce``);
+  and a sha256 over them (the data part of a run's cache key, ``vmflib.train.cache_key``);
 * :func:`require` -- make the files present before any work starts;
 * :func:`fingerprint` -- a sha256 over tensors (dtype, shape, bytes).
 
