@@ -14,7 +14,15 @@ from scipy.optimize import brentq
 from scipy.special import ive
 
 from vmflib import quantities as q
-from vmflib.stats import COLUMNS, DirectionalStats, GradientAccumulator, NoiseStats, VMFStats
+from vmflib.sampling import sample_indices
+from vmflib.stats import (
+    COLUMNS,
+    DirectionalStats,
+    GradientAccumulator,
+    GSDecomposition,
+    NoiseStats,
+    VMFStats,
+)
 
 M, D = 12, 6
 SIZES = [4, 2]  # two blocks: columns 0..3 and 4..5
@@ -30,10 +38,11 @@ def gradients(offset=1.5, seed=0) -> np.ndarray:
     return G
 
 
-def accumulate(G, groups=M, chunk=5):
-    acc = GradientAccumulator(SIZES, ["a", "b"], len(G), jackknife_groups=groups)
+def accumulate(G, groups=M, chunk=5, sizes=SIZES, **draw):
+    names = [f"p{i}" for i in range(len(sizes))]
+    acc = GradientAccumulator(sizes, names, len(G), jackknife_groups=groups, **draw)
     for s in range(0, len(G), chunk):
-        acc.update(torch.tensor(G[s : s + chunk]))
+        acc.update(torch.as_tensor(G[s : s + chunk]))
     return acc.finalize()
 
 
@@ -284,6 +293,7 @@ def test_record_columns_and_undefined():
         "gns",
         "snr",
         "gs",
+        "b_simple",
         "rbar",
         "rbar_debiased",
         "kappa_raw",
@@ -294,6 +304,10 @@ def test_record_columns_and_undefined():
         "null_median",
         "null_hi",
         "rayleigh_p",
+        "rbar_weighted",
+        "gs_norm_term",
+        "gs_direction_term",
+        "gs_coupling_term",
         "num_zero",
     ]
     assert list(COLUMNS) == expected
@@ -304,7 +318,8 @@ def test_record_columns_and_undefined():
     row = layers[1].to_dict()
     assert row["m"] == 0 and row["num_zero"] == M and row["d"] == 2
     assert row["mean_norm"] == 0.0 and math.isnan(row["gns"]) and row["snr"] == math.inf
-    assert all(math.isnan(row[k]) for k in expected[7:17])  # rbar .. rayleigh_p
+    undefined = expected[expected.index("b_simple") : expected.index("num_zero")]
+    assert all(math.isnan(row[k]) for k in undefined)  # b_simple, rbar .. gs_coupling_term
     assert all(math.isnan(v) for v in asdict(VMFStats.undefined()).values())
     assert layers[1].kappa_raw is layers[1].vmf.kappa_raw  # flat attribute access
     with pytest.raises(AttributeError):
@@ -312,7 +327,13 @@ def test_record_columns_and_undefined():
 
 
 def test_record_by_keyword():
-    noise = NoiseStats(mean_norm=1.0, gns=0.1, snr=2.0, gs=0.5)
-    st = DirectionalStats(name="w", d=3, m=2, noise=noise, vmf=VMFStats.undefined())
+    noise = NoiseStats(mean_norm=1.0, gns=0.1, snr=2.0, gs=0.5, b_simple=3.0)
+    split = GSDecomposition(
+        rbar_weighted=0.9, gs_norm_term=0.1, gs_direction_term=0.2, gs_coupling_term=-0.1
+    )
+    st = DirectionalStats(
+        name="w", d=3, m=2, noise=noise, vmf=VMFStats.undefined(), decomposition=split
+    )
     assert st.num_zero == 0 and st.gs == 0.5 and math.isnan(st.rayleigh_p)
+    assert st.b_simple == 3.0 and st.gs_direction_term == 0.2
     assert list(st.to_dict()) == list(COLUMNS)

@@ -1,8 +1,10 @@
-"""GS, GNS and DU of m gradients: one function per quantity.
+"""GS, GNS, DU, the noise scale B_simple and the exact split of GS of m gradients: one
+function per quantity.
 
 Each function turns float64 sums kept by :class:`vmflib.stats.GradientAccumulator` into one
 reported number; the definitions are those of the book's Methods chapter (``book/methods.md``:
-"The three quantities", "The vMF fit"). Notation: gradients g_1..g_m in R^d, their mean
+"The three quantities", "The vMF fit", "GS split into norms and directions", "The gradient
+noise scale"). Notation: gradients g_1..g_m in R^d, their mean
 gbar, norms n_k = |g_k|, unit vectors u_k = g_k / n_k of the n gradients with n_k > 0, their
 resultant S = sum_k u_k and s2 = |S|^2.
 
@@ -72,6 +74,71 @@ def gs(snr_value: float) -> float:
     return 1.0 / snr_value if snr_value > 0 else math.inf
 
 
+# --- the gradient noise scale B_simple (McCandlish et al. 2018) ----------------------------
+def finite_population_factor(batch_size: int, num_examples: int) -> float:
+    """fpc = (N - b) / (N - 1): Cov(mean of a uniform b-subset of N vectors, drawn without
+    replacement) = fpc Sigma / b, Sigma the covariance of one vector drawn uniformly from the
+    N (divisor N) (Cochran 1977, Sampling Techniques, Thm. 2.2). NaN when b >= N (every
+    minibatch is the whole data set) or b, N are unknown (None).
+    """
+    if batch_size is None or num_examples is None or batch_size >= num_examples:
+        return math.nan
+    return (num_examples - batch_size) / (num_examples - 1)
+
+
+def per_example_trace_covariance(trace_cov: float, batch_size: int, num_examples: int) -> float:
+    """tr(Sigma) estimated as b V / fpc (unbiased): V (:func:`trace_covariance`) is unbiased
+    for tr Cov(g_B) = fpc tr(Sigma) / b (:func:`finite_population_factor`). NaN when the
+    factor is.
+
+    Args:
+        trace_cov: V of the m minibatch gradients. batch_size: b. num_examples: N.
+    """
+    fpc = finite_population_factor(batch_size, num_examples)
+    return batch_size * trace_cov / fpc if fpc > 0 else math.nan
+
+
+def true_gradient_sq(gbar2: float, trace_cov: float, m: int) -> float:
+    """|G|^2 estimated as |gbar|^2 - V / m (unbiased: E|gbar|^2 = |G|^2 + tr Cov(g_B) / m
+    for m independent minibatch gradients g_k with mean G; may be <= 0).
+
+    Args:
+        gbar2: |gbar|^2. trace_cov: V. m: number of gradients.
+    """
+    return gbar2 - trace_cov / m
+
+
+def b_simple(gbar2: float, trace_cov: float, m: int, batch_size: int, num_examples: int) -> float:
+    """The simple gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018,
+    "An Empirical Model of Large-Batch Training", arXiv:1812.06162, eq. 2.8), estimated as
+    :func:`per_example_trace_covariance` / :func:`true_gradient_sq`, that is
+    (b / fpc) GS^2 / (1 - GS^2 / m).
+
+    G is the gradient of the mean loss over the N examples and Sigma the covariance of one
+    example's gradient x_i drawn uniformly from them (divisor N; McCandlish et al.'s Sigma
+    with the training set as the data distribution). Assumptions, as
+    :func:`vmflib.sampling.sample_indices` draws: each minibatch is a uniform b-subset
+    without replacement, minibatches are independent of each other, and a minibatch's
+    gradient is the mean (1/b) sum_i x_i (a mean-reduced loss, examples treated
+    independently). Where the model couples examples (BatchNorm with batch statistics) or
+    adds its own noise (Dropout), the same formula measures b / fpc times the covariance of
+    the actual minibatch gradients.
+
+    Numerator and denominator are each unbiased; their ratio is consistent, not unbiased.
+    NaN (never negative or inf) when the |G|^2 estimate is <= 0 (GS^2 >= m: the mean gradient
+    is not resolved from the noise), when b >= N, or when b or N is unknown (None).
+
+    Args:
+        gbar2: |gbar|^2. trace_cov: V. m: number of gradients. batch_size: b.
+        num_examples: N, the examples the minibatches are drawn from.
+    """
+    trace_sigma = per_example_trace_covariance(trace_cov, batch_size, num_examples)
+    g2 = true_gradient_sq(gbar2, trace_cov, m)
+    if not (g2 > 0 and math.isfinite(g2) and math.isfinite(trace_sigma)):
+        return math.nan
+    return trace_sigma / g2
+
+
 # --- directions: DU --------------------------------------------------------------------------
 def num_directions(norms: np.ndarray) -> int:
     """n, the number of gradients with a direction (n_k > 0)."""
@@ -137,6 +204,60 @@ def rayleigh_p(rbar_value, n, d) -> np.ndarray:
     """p-value of the Rayleigh test of uniformity, P(Rbar' >= Rbar) for n uniform directions
     in R^d (:func:`vmflib.vmf.rayleigh_pvalue`; Rbar clipped at 1). Vectorised over blocks."""
     return np.atleast_1d(vmf.rayleigh_pvalue(np.minimum(rbar_value, 1.0), n, d))
+
+
+# --- GS split exactly into norms, directions and their coupling -----------------------------
+# With R_w = |gbar| / mean(n) (:func:`rbar_weighted`), sum_k n_k^2 = m mean(n)^2
+# (1 + (m-1)/m GNS^2) and (m - 1) V = sum_k n_k^2 - m |gbar|^2, so
+#     1 + (m-1)/m GS^2 = (1 + (m-1)/m GNS^2) / R_w^2, and
+#     log(1 + (m-1)/m GS^2) = gs_norm_term + gs_direction_term + gs_coupling_term
+# exactly, for any Rbar > 0 (Rbar cancels: zero-norm gradients, left out of Rbar, do not
+# break it). m is the number of gradients GS and GNS are taken over (zero norms included).
+def rbar_weighted(gbar2: float, mean_norm_value: float) -> float:
+    """Norm-weighted mean resultant length R_w = |sum_k g_k| / sum_k n_k = |gbar| / mean(n)
+    = |sum_k n_k u_k| / sum_k n_k (equals Rbar when all norms are equal); NaN when every norm
+    is 0.
+
+    Args:
+        gbar2: |gbar|^2. mean_norm_value: mean(n) (:func:`mean_norm`).
+    """
+    return math.sqrt(gbar2) / mean_norm_value if mean_norm_value > 0 else math.nan
+
+
+def gs_log_term(gs_value: float, m: int) -> float:
+    """The left side of the split: log(1 + (m-1)/m GS^2) (inf when GS is)."""
+    return math.log1p((m - 1) / m * gs_value * gs_value)
+
+
+def gs_norm_term(gns_value: float, m: int) -> float:
+    """Norm term log(1 + (m-1)/m GNS^2) of the split of log(1 + (m-1)/m GS^2): 0 when all
+    norms are equal (NaN when GNS is).
+
+    Args:
+        gns_value: GNS (:func:`gns`, ddof = 1). m: number of norms GNS is taken over.
+    """
+    return math.log1p((m - 1) / m * gns_value * gns_value)
+
+
+def _minus_two_log(x: float) -> float:
+    """-2 log x: inf at 0, NaN at NaN."""
+    if x > 0:
+        return -2.0 * math.log(x)
+    return math.inf if x == 0 else math.nan
+
+
+def gs_direction_term(rbar_value: float) -> float:
+    """Direction term -2 log Rbar of the split (Rbar of the unit vectors, :func:`rbar`; a
+    decreasing function of kappa_raw). inf at Rbar = 0, NaN when Rbar is undefined."""
+    return _minus_two_log(rbar_value)
+
+
+def gs_coupling_term(rbar_weighted_value: float, rbar_value: float) -> float:
+    """Norm-direction coupling term -2 log(R_w / Rbar) of the split, computed as
+    -2 log R_w + 2 log Rbar: 0 when all norms are equal, < 0 when the larger gradients point
+    more along the resultant than the smaller ones, > 0 when less; inf at R_w = 0, NaN when
+    Rbar is undefined."""
+    return _minus_two_log(rbar_weighted_value) - _minus_two_log(rbar_value)
 
 
 # --- jackknife of kappa ----------------------------------------------------------------------

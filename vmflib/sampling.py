@@ -521,7 +521,9 @@ def gradient_stats(
     jackknife_groups: int = JACKKNIFE_GROUPS,
     progress: bool = False,
 ) -> GradientStats:
-    """GS, GNS and DU of ``num_batches`` minibatch gradients at the model's current weights.
+    """GS, GNS, DU, B_simple and the split of GS of ``num_batches`` minibatch gradients at the
+    model's current weights (minibatches drawn by :func:`sample_indices` from all of
+    ``inputs``: N = inputs.shape[0] for B_simple).
 
     Args:
         model, loss_fn, inputs, targets, backend, batchnorm: as in :func:`minibatch_gradients`.
@@ -550,7 +552,8 @@ def gradient_stats(
     how = dict(chunk_size=chunk_size, backend=backend, batchnorm=batchnorm)
     measurement = _measurement(model, loss_fn, params, inputs, targets, indices, seed, **how)
     with measurement as (info, chunks):
-        acc = _accumulator(params, num_batches, jackknife_groups, per_layer)
+        draw = dict(batch_size=int(batch_size), num_examples=int(inputs.shape[0]))
+        acc = _accumulator(params, num_batches, jackknife_groups, per_layer, draw)
         for G in _with_progress(chunks, progress, -(-num_batches // info["chunk_size"])):
             acc.update(G)
     total, layers = acc.finalize()
@@ -560,8 +563,11 @@ def gradient_stats(
     return GradientStats(all=total, layers=layers, norms=np.array(acc.norms), info=info)
 
 
-def _accumulator(params, m: int, jackknife_groups: int, per_layer: bool) -> GradientAccumulator:
-    """An accumulator for m rows with one block per trainable parameter tensor."""
+def _accumulator(
+    params, m: int, jackknife_groups: int, per_layer: bool, draw: dict
+) -> GradientAccumulator:
+    """An accumulator for m rows with one block per trainable parameter tensor; ``draw`` holds
+    b and N of :func:`sample_indices` (batch_size, num_examples) for B_simple."""
     return GradientAccumulator(
         [p.numel() for _, p in params],
         [n for n, _ in params],
@@ -569,6 +575,7 @@ def _accumulator(params, m: int, jackknife_groups: int, per_layer: bool) -> Grad
         device=params[0][1].device,
         jackknife_groups=jackknife_groups,
         per_layer=per_layer,
+        **draw,
     )
 
 

@@ -1,4 +1,5 @@
-"""Streaming float64 sums of a set of gradients, and the records of GS, GNS and DU.
+"""Streaming float64 sums of a set of gradients, and the records of GS, GNS, DU, B_simple and
+the split of GS into norms and directions.
 
 :class:`GradientAccumulator` is fed the m minibatch gradients chunk by chunk (rows [c, d]
 of c minibatches, or per-tensor slices [c, numel]; any device, any float dtype) and keeps,
@@ -18,7 +19,9 @@ gradients' own dtype (c <= chunk_size terms per entry, weights from the float64 
 added into float64 sums. It never holds more than the chunk it is given plus
 O((G + 3) d) float64 numbers, so m is unbounded. :meth:`GradientAccumulator.finalize` turns
 the sums into one :class:`DirectionalStats` for the whole parameter vector and one per
-block, each quantity computed by its function in :mod:`vmflib.quantities`.
+block, each quantity computed by its function in :mod:`vmflib.quantities`. The noise scale
+B_simple also needs the minibatch size b and the number of examples N they are drawn from
+(constructor arguments; NaN without them).
 """
 
 from __future__ import annotations
@@ -52,12 +55,17 @@ class NoiseStats:
         gns: sd(|g_k|) / mean(|g_k|), ddof = 1 (:func:`~vmflib.quantities.gns`).
         snr: |gbar| / sqrt(tr Cov) (:func:`~vmflib.quantities.snr`).
         gs: 1 / snr (:func:`~vmflib.quantities.gs`).
+        b_simple: McCandlish et al.'s noise scale tr(Sigma) / |G|^2, estimated from the m
+            minibatch gradients of size b drawn from N examples
+            (:func:`~vmflib.quantities.b_simple`; NaN when b or N is unknown, b >= N, or the
+            unbiased |G|^2 estimate is <= 0).
     """
 
     mean_norm: float
     gns: float
     snr: float
     gs: float
+    b_simple: float
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,28 @@ class VMFStats:
         return cls(**{f.name: float("nan") for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class GSDecomposition:
+    """The exact split log(1 + (m-1)/m GS^2) = gs_norm_term + gs_direction_term +
+    gs_coupling_term (m the number of gradients GS and GNS are taken over; see
+    :mod:`vmflib.quantities`, "GS split exactly into norms, directions and their coupling").
+
+    Attributes:
+        rbar_weighted: R_w = |sum_k g_k| / sum_k |g_k|
+            (:func:`~vmflib.quantities.rbar_weighted`).
+        gs_norm_term: log(1 + (m-1)/m GNS^2) (:func:`~vmflib.quantities.gs_norm_term`).
+        gs_direction_term: -2 log rbar (:func:`~vmflib.quantities.gs_direction_term`; NaN
+            where rbar is).
+        gs_coupling_term: -2 log(rbar_weighted / rbar)
+            (:func:`~vmflib.quantities.gs_coupling_term`; NaN where rbar is).
+    """
+
+    rbar_weighted: float
+    gs_norm_term: float
+    gs_direction_term: float
+    gs_coupling_term: float
+
+
 #: Column names of :meth:`DirectionalStats.to_dict`, in order (measurements.csv, layers.csv).
 COLUMNS = (
     "name",
@@ -96,23 +126,29 @@ COLUMNS = (
     "m",
     *(f.name for f in fields(NoiseStats)),
     *(f.name for f in fields(VMFStats)),
+    *(f.name for f in fields(GSDecomposition)),
     "num_zero",
 )
-_NOISE_FIELDS = frozenset(f.name for f in fields(NoiseStats))
-_VMF_FIELDS = frozenset(f.name for f in fields(VMFStats))
+_RECORDS = {
+    "noise": frozenset(f.name for f in fields(NoiseStats)),
+    "vmf": frozenset(f.name for f in fields(VMFStats)),
+    "decomposition": frozenset(f.name for f in fields(GSDecomposition)),
+}
 
 
 @dataclass(frozen=True)
 class DirectionalStats:
     """GS, GNS and DU of m gradients in d dimensions (one block: one layer, or all parameters).
 
-    Every field of ``noise`` and ``vmf`` reads as an attribute too (``stats.kappa_raw``).
+    Every field of ``noise``, ``vmf`` and ``decomposition`` reads as an attribute too
+    (``stats.kappa_raw``).
 
     Attributes:
         name: "all" or the parameter's name.
         d: dimension. m: number of gradients with a direction (nonzero norm).
-        noise: GS and GNS (:class:`NoiseStats`).
+        noise: GS, GNS and B_simple (:class:`NoiseStats`).
         vmf: DU (:class:`VMFStats`; :meth:`VMFStats.undefined` when m < 2 or d < 2).
+        decomposition: GS split into norms and directions (:class:`GSDecomposition`).
         num_zero: gradients with zero norm in this block (no direction; left out of DU).
     """
 
@@ -121,13 +157,13 @@ class DirectionalStats:
     m: int
     noise: NoiseStats
     vmf: VMFStats
+    decomposition: GSDecomposition
     num_zero: int = 0
 
-    def __getattr__(self, name):  # gs, kappa_raw, ... from noise and vmf
-        if name in _NOISE_FIELDS:
-            return getattr(self.noise, name)
-        if name in _VMF_FIELDS:
-            return getattr(self.vmf, name)
+    def __getattr__(self, name):  # gs, kappa_raw, ... from noise, vmf and decomposition
+        for record, names in _RECORDS.items():
+            if name in names:
+                return getattr(object.__getattribute__(self, record), name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict:
@@ -138,6 +174,7 @@ class DirectionalStats:
             "m": self.m,
             **asdict(self.noise),
             **asdict(self.vmf),
+            **asdict(self.decomposition),
             "num_zero": self.num_zero,
         }
 
@@ -189,6 +226,9 @@ class GradientAccumulator:
         device: where the float64 sums live (the gradients' device).
         jackknife_groups: G; 0 turns the jackknife off.
         per_layer: also keep per-block unit-vector sums (2x the memory).
+        batch_size, num_examples: b and N, when the rows are gradients of minibatches of b
+            examples drawn uniformly without replacement from N, independently of each other
+            (for B_simple, NaN without them).
     """
 
     def __init__(
@@ -200,6 +240,8 @@ class GradientAccumulator:
         device="cpu",
         jackknife_groups: int = JACKKNIFE_GROUPS,
         per_layer: bool = True,
+        batch_size: int | None = None,
+        num_examples: int | None = None,
     ):
         self.sizes = [int(s) for s in sizes]
         self.names = list(names)
@@ -210,6 +252,7 @@ class GradientAccumulator:
         self.device = torch.device(device)
         self.per_layer = bool(per_layer)
         self.groups = min(int(jackknife_groups), self.m) if jackknife_groups else 0
+        self.draw = {"batch_size": batch_size, "num_examples": num_examples}
         self.seen = 0
         self._allocate()
 
@@ -385,7 +428,7 @@ class GradientAccumulator:
         blocks = [self._total_block()]
         if self.per_layer:
             blocks += [self._layer_block(i) for i in range(len(self.sizes))]
-        out = _block_stats(blocks, self.m)
+        out = _block_stats(blocks, self.m, **self.draw)
         return out[0], out[1:]
 
     def _group_rows(self) -> np.ndarray:
@@ -486,26 +529,53 @@ class _KappaBatch:
         return self.solve_fn(cat(self.s2), cat(self.n), cat(self.d))
 
 
-def _block_stats(blocks: list[_Block], m_total: int) -> list[DirectionalStats]:
-    """GS, GNS and DU of each block from its float64 sums."""
+def _block_stats(
+    blocks: list[_Block], m_total: int, batch_size=None, num_examples=None
+) -> list[DirectionalStats]:
+    """GS, GNS, B_simple, DU and the split of GS of each block from its float64 sums (b and
+    N: see :class:`GradientAccumulator`)."""
     vmfs = _vmf_stats(blocks)
-    return [
-        DirectionalStats(
-            name=bl.name,
-            d=bl.d,
-            m=bl.m,
-            noise=_noise_stats(bl, m_total),
-            vmf=v,
-            num_zero=bl.num_zero,
+    out = []
+    for bl, v in zip(blocks, vmfs):
+        noise = _noise_stats(bl, m_total, batch_size, num_examples)
+        out.append(
+            DirectionalStats(
+                name=bl.name,
+                d=bl.d,
+                m=bl.m,
+                noise=noise,
+                vmf=v,
+                decomposition=_decomposition(bl, noise, v, m_total),
+                num_zero=bl.num_zero,
+            )
         )
-        for bl, v in zip(blocks, vmfs)
-    ]
+    return out
 
 
-def _noise_stats(bl: _Block, m_total: int) -> NoiseStats:
-    """GNS from the block's norms; GS from |gbar|^2 and tr Cov over all m_total rows."""
-    snr = q.snr(bl.gbar2, q.trace_covariance(bl.sq_dev, m_total))
-    return NoiseStats(mean_norm=q.mean_norm(bl.norms), gns=q.gns(bl.norms), snr=snr, gs=q.gs(snr))
+def _noise_stats(bl: _Block, m_total: int, batch_size, num_examples) -> NoiseStats:
+    """GNS from the block's norms; GS and B_simple from |gbar|^2 and tr Cov over all m_total
+    rows."""
+    trace_cov = q.trace_covariance(bl.sq_dev, m_total)
+    snr = q.snr(bl.gbar2, trace_cov)
+    return NoiseStats(
+        mean_norm=q.mean_norm(bl.norms),
+        gns=q.gns(bl.norms),
+        snr=snr,
+        gs=q.gs(snr),
+        b_simple=q.b_simple(bl.gbar2, trace_cov, m_total, batch_size, num_examples),
+    )
+
+
+def _decomposition(bl: _Block, noise: NoiseStats, v: VMFStats, m_total: int) -> GSDecomposition:
+    """The split of GS over all m_total rows (the m of GS and GNS), from the block's GNS,
+    mean norm and |gbar|^2 and its Rbar (over the rows with a direction)."""
+    r_w = q.rbar_weighted(bl.gbar2, noise.mean_norm)
+    return GSDecomposition(
+        rbar_weighted=r_w,
+        gs_norm_term=q.gs_norm_term(noise.gns, m_total),
+        gs_direction_term=q.gs_direction_term(v.rbar),
+        gs_coupling_term=q.gs_coupling_term(r_w, v.rbar),
+    )
 
 
 def _vmf_stats(blocks: list[_Block]) -> list[VMFStats]:
