@@ -347,6 +347,8 @@ def test_streaming_stats_equal_full_matrix(name):
     ref = reference_stats(G)
     for key, val in ref.items():
         assert getattr(st.all, key) == pytest.approx(val, rel=1e-9), key
+    for key, val in noise_scale_and_split(G, b, len(x)).items():  # b and N reach the record
+        assert getattr(st.all, key) == pytest.approx(val, rel=1e-9), key
     np.testing.assert_allclose(st.norms, np.linalg.norm(G, axis=1), rtol=1e-12)
     assert st.all.gs == pytest.approx(1 / ref["snr"], rel=1e-9)
     # per layer: the same formulas on each parameter tensor's own slice
@@ -361,6 +363,27 @@ def test_streaming_stats_equal_full_matrix(name):
         if ref_l:
             for key in ("gns", "snr", "kappa_raw", "kappa_debiased", "kappa_se"):
                 assert getattr(s, key) == pytest.approx(ref_l[key], rel=1e-8), (s.name, key)
+            for key, val in noise_scale_and_split(G[:, off - size : off], b, len(x)).items():
+                assert getattr(s, key) == pytest.approx(val, rel=1e-8, abs=1e-12), (s.name, key)
+
+
+def noise_scale_and_split(G, b, N) -> dict:
+    """B_simple = b V (N - 1) / (N - b) / (|gbar|^2 - V / m), R_w = |sum g| / sum |g| and the
+    three terms of log(1 + (m-1)/m GS^2) from the [m, d] rows (float64 numpy)."""
+    m = len(G)
+    V, gbar = np.var(G, axis=0, ddof=1).sum(), G.mean(axis=0)
+    norms = np.linalg.norm(G, axis=1)
+    U = G / norms[:, None]
+    r_w = np.linalg.norm(G.sum(axis=0)) / norms.sum()
+    rbar = np.linalg.norm(U.sum(axis=0)) / m
+    gns = norms.std(ddof=1) / norms.mean()
+    return {
+        "b_simple": b * V * (N - 1) / (N - b) / (gbar @ gbar - V / m),
+        "rbar_weighted": r_w,
+        "gs_norm_term": np.log(1 + (m - 1) / m * gns**2),
+        "gs_direction_term": -2 * np.log(rbar),
+        "gs_coupling_term": -2 * np.log(r_w / rbar),
+    }
 
 
 def test_results_do_not_depend_on_chunk_size_and_are_seeded():
