@@ -113,6 +113,7 @@ def assess(
     res.add(**batch_numbers(at_loss, b_pred, null))
     res.add(**lr_numbers(lr_late, toy_lr, null))
     res.add(**noise_scale_numbers(b_series))
+    res.add(toy_steps=int(toy_steps), null_band_hi=NULL_BAND[-1])
     return res
 
 
@@ -206,8 +207,11 @@ def batch_predictions(at_loss: pd.DataFrame, b_ref: int, n_train: int) -> pd.Dat
 
 
 def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y on log x (NaN with fewer than two distinct x)."""
-    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    """Least-squares slope of log y on log x over the pairs with x, y > 0 (NaN with fewer
+    than two distinct x among them)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = (x > 0) & (y > 0)
+    x, y = np.log(x[keep]), np.log(y[keep])
     if np.unique(x).size < 2:
         return float("nan")
     return float(np.polyfit(x, y, 1)[0])
@@ -271,17 +275,27 @@ def toy_lr_floor(
     """The toy model's late kappa for learning rates in the same ratios as ``lrs``.
 
     Constant-step :func:`vmflib.toy.sgd_trajectory` on :func:`vmflib.toy.make_problem`
-    (seed ``seed``) with b = 32 and learning rate toy_lr * lr / lr_ref, measured at 5 steps
-    in the last third; the population kappa (:func:`vmflib.toy.expected_kappa`, exact at
-    the weights reached) averaged over them. Columns: lr (the network's), toy_lr,
-    kappa_population, loss.
+    (seed ``seed``, condition number 2, so that the slowest direction relaxes within about
+    1 / (0.5 lr) steps) from the least-squares solution, b = 32, learning rate
+    toy_lr * lr / lr_ref, measured at 10 steps in the last third; the population kappa
+    (:func:`vmflib.toy.expected_kappa`, exact at the weights reached) averaged over them:
+    the floor where SGD's fluctuation around the minimum holds |G|. Columns: lr (the
+    network's), toy_lr, kappa_population, loss.
     """
-    problem = toy.make_problem(n=2000, d=200, seed=seed)
-    at = np.linspace(steps * 2 // 3, steps, 5).round().astype(int)
+    problem = toy.make_problem(n=2000, d=200, cond=2.0, seed=seed)
+    at = np.unique(np.linspace(steps * 2 // 3, steps, 10).round().astype(int))
+    w_hat = problem.minimizer()
     rows = []
     for lr in lrs:
         run = toy.sgd_trajectory(
-            problem, lr=toy_lr * lr / lr_ref, b=32, steps=steps, m=m, measure_at=at, seed=seed
+            problem,
+            lr=toy_lr * lr / lr_ref,
+            b=32,
+            steps=steps,
+            m=m,
+            measure_at=at,
+            seed=seed,
+            w0=w_hat,
         )
         rows.append(
             {
