@@ -20,21 +20,30 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Chapter kinds: "chapter" runs on its own; "results" reads every training run of the
-#: profile (it gets ``results_dir`` and ``profile`` and runs after the runs).
+#: Chapter kinds: "chapter" runs on its own; "results" reads training runs of the profile
+#: (it gets ``results_dir`` and ``profile`` and runs after the runs).
 KINDS = ("chapter", "results")
 
 
 @dataclass(frozen=True)
 class Chapter:
-    """An executed chapter: ``notebooks/<name>.ipynb``, shown as ``notebooks/<name>``."""
+    """An executed chapter: ``notebooks/<name>.ipynb``, shown as ``notebooks/<name>``.
+
+    ``group`` (results chapters only) names the runs it reads: the runs entries of a
+    profile marked ``group: <group>``. A results chapter without a group reads the runs
+    without one, so that runs made for one chapter (a grid of batch sizes and learning
+    rates) do not enter the others.
+    """
 
     name: str
     kind: str = "chapter"
+    group: str | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"Chapter kind must be one of {KINDS}, got {self.kind!r}")
+        if self.group is not None and self.kind != "results":
+            raise ValueError(f"only a results chapter reads a group of runs ({self.name!r})")
 
     @property
     def notebook(self) -> str:
@@ -54,7 +63,14 @@ ROOT_PAGE = "intro"
 #: Every page after the root, in reading order.
 PARTS = (
     Part("Methods", ("methods", Chapter("vmf_estimation"), Chapter("toy_model"))),
-    Part("Results", (Chapter("claim_a", "results"), Chapter("claim_b", "results"))),
+    Part(
+        "Results",
+        (
+            Chapter("claim_a", "results"),
+            Chapter("claim_b", "results"),
+            Chapter("du_drivers", "results", group="du_drivers"),
+        ),
+    ),
     Part("Appendix", ("reproducibility", "bibliography")),
 )
 #: The prose page whose sections are the executed training-run notebooks of a build.
