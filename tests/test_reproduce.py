@@ -80,12 +80,12 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
     # a second run recomputes nothing
     t0 = time.perf_counter()
     assert rp.reproduce("smoke", out=out, n_jobs=2, progress=False, book=False) == 0
-    assert "0 executed, 8 cached, 0 failed" in capsys.readouterr().out
+    assert "0 executed, 14 cached, 0 failed" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 30
     # a run folder gone: that run's notebook runs again, and nothing that reads it changes
     shutil.rmtree(out / "smoke" / "runs" / "synthetic-fnn-seed1")
     assert rp.reproduce("smoke", out=out, n_jobs=2, progress=False, book=False) == 0
-    assert "1 executed, 7 cached, 0 failed" in capsys.readouterr().out
+    assert "1 executed, 13 cached, 0 failed" in capsys.readouterr().out
 
 
 def keys_of(profile_file, out, **kw) -> dict[str, str]:

@@ -60,14 +60,22 @@ RESULTS_PARAMETERS = ("results_dir", "profile")
 class Profile:
     """A validated profile: its training runs and the chapters it executes.
 
-    ``chapters`` maps every chapter of :data:`vmflib.book.CHAPTERS` that the profile does not
-    switch off (``name: false``) to its parameters (the notebook's defaults where the profile
-    gives none), in the book's order."""
+    ``groups`` holds, for each run in ``runs``, the ``group`` of its runs entry (None for
+    none): a grouped run is read only by the results chapter of that group
+    (:class:`vmflib.book.Chapter`). ``chapters`` maps every chapter of
+    :data:`vmflib.book.CHAPTERS` that the profile does not switch off (``name: false``) to
+    its parameters (the notebook's defaults where the profile gives none), in the book's
+    order."""
 
     name: str
     description: str
     runs: tuple[RunConfig, ...]
     chapters: dict[str, dict]
+    groups: tuple[str | None, ...] = ()
+
+    def run_groups(self) -> tuple[str | None, ...]:
+        """The group of every run of ``runs`` (None where it has none)."""
+        return self.groups or (None,) * len(self.runs)
 
 
 @dataclasses.dataclass
@@ -118,39 +126,52 @@ def load_profile(profile: str) -> Profile:
         raise ValueError(
             f"{path}: unknown profile keys {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}"
         )
+    runs, groups = _profile_runs(path, prof)
     return Profile(
         name=prof.get("name", path.stem),
         description=(prof.get("description") or "").strip(),
-        runs=_profile_runs(path, prof),
+        runs=runs,
         chapters=_profile_chapters(path, prof.get("chapters")),
+        groups=groups,
     )
 
 
-def _profile_runs(path: Path, prof: dict) -> tuple[RunConfig, ...]:
-    """One RunConfig per (runs entry, seed): RunConfig defaults < profile defaults < entry."""
+def _profile_runs(path: Path, prof: dict):
+    """(RunConfigs, groups): one RunConfig per (runs entry, seed), RunConfig defaults <
+    profile defaults < entry, and the entry's optional ``group`` (a results chapter's
+    :attr:`vmflib.book.Chapter.group`)."""
     if not isinstance(prof.get("runs"), list) or not prof["runs"]:
         raise ValueError(
             f"{path}: 'runs' must be a non-empty list of {{model: ..., seeds: [...]}} entries"
         )
     defaults = prof.get("defaults") or {}
     configs: dict[str, RunConfig] = {}
+    groups: dict[str, str | None] = {}
     for i, entry in enumerate(prof["runs"]):
         if not isinstance(entry, dict) or "model" not in entry:
             raise ValueError(f"{path}: runs[{i}] must be a mapping with at least 'model'")
         seeds = entry.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise ValueError(f"{path}: runs[{i}].seeds must be a list of integers, got {seeds!r}")
+        group = entry.get("group")
+        known_groups = {c.group for c in book.CHAPTERS.values()} - {None}
+        if group is not None and group not in known_groups:
+            raise ValueError(
+                f"{path}: runs[{i}].group {group!r} is read by no chapter; "
+                f"known groups: {sorted(known_groups)} (vmflib/book.py)"
+            )
         for seed in seeds:
-            fields = {**defaults, **{k: v for k, v in entry.items() if k != "seeds"}}
+            fields = {**defaults, **{k: v for k, v in entry.items() if k not in ("seeds", "group")}}
             where = f"{path}: runs[{i}] (model {entry['model']}, seed {seed})"
             try:
                 config = RunConfig.from_dict({**fields, "seed": seed})
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where}: {e}") from None
-            if run_name(config) in configs:
-                raise ValueError(f"{where}: a second run named {run_name(config)}")
-            configs[run_name(config)] = config
-    return tuple(configs.values())
+            name = run_name(config, group)
+            if name in configs:
+                raise ValueError(f"{where}: a second run named {name}")
+            configs[name], groups[name] = config, group
+    return tuple(configs.values()), tuple(groups.values())
 
 
 def _profile_chapters(path: Path, section) -> dict[str, dict]:
@@ -185,8 +206,17 @@ def _profile_chapters(path: Path, section) -> dict[str, dict]:
     return chapters
 
 
-def run_name(config: RunConfig) -> str:
-    return f"{config.dataset}-{config.model}-seed{config.seed}"
+def run_name(config: RunConfig, group: str | None = None) -> str:
+    """``<dataset>-<model>-seed<seed>``; a grouped run adds its batch size and learning rate,
+    ``<dataset>-<model>-b<batch_size>-lr<lr>-seed<seed>``."""
+    if group is None:
+        return f"{config.dataset}-{config.model}-seed{config.seed}"
+    return f"{config.dataset}-{config.model}-b{config.batch_size}-lr{config.lr:g}-seed{config.seed}"
+
+
+def runs_dir(out: Path, group: str | None = None) -> Path:
+    """Where a profile's run folders go: ``<out>/runs``, or ``<out>/groups/<group>``."""
+    return Path(out) / "runs" if group is None else Path(out) / "groups" / group
 
 
 # --- jobs and cache keys -----------------------------------------------------------------
@@ -201,13 +231,15 @@ def job_key(notebook: Path, parameters: dict, inputs: dict) -> str:
     return hashlib.sha256(results.canonical_json(content).encode()).hexdigest()
 
 
-def _run_job(config: RunConfig, out: Path, data_root, fingerprint: str, code: str) -> Job:
+def _run_job(
+    config: RunConfig, out: Path, data_root, fingerprint: str, code: str, group=None
+) -> Job:
     """The job that executes the run notebook for ``config``; its parameters are the whole
     config (a plain dict, as papermill writes it into the notebook) and the run folder."""
-    name = run_name(config)
+    name = run_name(config, group)
     params = {
         "config": json.loads(json.dumps(config.to_dict())),  # tuples -> lists
-        "out_dir": str(out / "runs" / name),
+        "out_dir": str(runs_dir(out, group) / name),
         "data_root": None if data_root is None else str(data_root),
         "replace_stale": True,
     }
@@ -226,18 +258,22 @@ def expand_jobs(
     run_code = train.code_digest()
     fingerprints: dict[str, str] = {}
     jobs = []
-    for config in prof.runs:
+    run_names: dict[str | None, list[str]] = {}
+    for config, group in zip(prof.runs, prof.run_groups()):
         if device is not None:
             config = dataclasses.replace(config, device=device)
         if config.dataset not in fingerprints:
             fingerprints[config.dataset] = files_fingerprint(config.dataset, data_root)
-        jobs.append(_run_job(config, out, data_root, fingerprints[config.dataset], run_code))
-    run_names = tuple(j.name for j in jobs)
+        fp = fingerprints[config.dataset]
+        jobs.append(_run_job(config, out, data_root, fp, run_code, group))
+        run_names.setdefault(group, []).append(jobs[-1].name)
     for name, params in prof.chapters.items():
         chapter = book.CHAPTERS[name]
+        deps = ()
         if chapter.kind == "results":
-            params = {**params, "results_dir": str(out / "runs"), "profile": prof.name}
-        deps = run_names if chapter.kind == "results" else ()
+            rdir = str(runs_dir(out, chapter.group))
+            params = {**params, "results_dir": rdir, "profile": prof.name}
+            deps = tuple(run_names.get(chapter.group, ()))
         jobs.append(Job(name, chapter.notebook, params, chapter.kind, deps=deps))
     lib = ["__init__", *(m for m in results.library_modules() if m not in results.TOOL_MODULES)]
     lib_code = results.code_digest(lib)
