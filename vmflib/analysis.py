@@ -13,7 +13,8 @@ variance shares of log(1 + (m-1)/m GS²) = norm term + direction term + coupling
 
 Uncertainty. Measurement points along one trajectory are autocorrelated, so every per-run
 interval is a moving-block bootstrap percentile interval (:mod:`vmflib.resampling`, block
-length ceil(n^(1/3)), N_BOOT replicates, seeded by BOOT_SEED and the run's position). For d,
+length ceil(n^(1/3)), N_BOOT replicates, seeded by BOOT_SEED and the run's position;
+replicates with fewer than 3 distinct points are dropped). For d,
 Zou's (2007) interval (i.i.d. points) is reported beside it. Across the runs (seeds) of a
 model, estimates are pooled by DerSimonian-Laird random effects with the per-run bootstrap
 variances (correlations on Fisher's z scale), and the runs that agree with the claim are
@@ -97,8 +98,11 @@ def verdict(pooled: rs.Pooled, run_estimates, run_lo, run_hi, *, sign: int) -> s
     return NOT_SUPPORTED
 
 
-def _rng(position: int) -> np.random.Generator:
-    return np.random.default_rng([BOOT_SEED, position])
+def _bootstrap(n: int, position: int) -> np.ndarray:
+    """[N_BOOT, n] moving-block bootstrap indices for the run at ``position`` (generator
+    seeded by [BOOT_SEED, position])."""
+    rng = np.random.default_rng([BOOT_SEED, position])
+    return rs.block_bootstrap_indices(n, N_BOOT, rng)
 
 
 def _z_var(r_boot) -> float:
@@ -132,8 +136,9 @@ def _claim_a_bootstrap(epoch, kappa, position: int) -> dict:
     moves when the end points are replaced by resampled neighbours.
     """
     n = len(kappa)
-    idx = rs.block_bootstrap_indices(n, N_BOOT, _rng(position))
+    idx = _bootstrap(n, position)
     rho = rs.spearman_rows(epoch[idx], kappa[idx])
+    rho[rs.distinct_counts(idx) < rs.MIN_DISTINCT] = np.nan
     first, last = kappa[idx.min(axis=1)], kappa[idx.max(axis=1)]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(first > 0, last / first, np.nan)
@@ -247,12 +252,20 @@ def _claim_b_correlations(gs, du, gns, position: int) -> dict:
     out = dict(r_gs_du=r[0], rho_gs_du=rho[0], r_gs_gns=r[1], rho_gs_gns=rho[1])
     out["diff"] = abs(r[0]) - abs(r[1])
     zou = rs.zou_overlap_ci(*r, n, CI_LEVEL) if np.isfinite(r).all() else (np.nan, np.nan)
-    idx = rs.block_bootstrap_indices(n, N_BOOT, _rng(position))
+    idx = _bootstrap(n, position)
     d = np.abs(rs.pearson_rows(gs[idx], du[idx])) - np.abs(rs.pearson_rows(gs[idx], gns[idx]))
+    d[rs.distinct_counts(idx) < rs.MIN_DISTINCT] = np.nan
     boot = rs.percentile_interval(d, CI_LEVEL)
     out.update(zou_lo=zou[0], zou_hi=zou[1], boot_lo=boot[0], boot_hi=boot[1])
     out["diff_var"] = _finite_var(d)
     return out
+
+
+#: The columns of :func:`per_run_claim_b` computed from the correlations.
+CLAIM_B_RUN_COLUMNS = (
+    *("r_gs_du", "rho_gs_du", "r_gs_gns", "rho_gs_gns", "diff"),
+    *("zou_lo", "zou_hi", "boot_lo", "boot_hi", "diff_var"),
+)
 
 
 def per_run_claim_b(df: pd.DataFrame) -> pd.DataFrame:
@@ -269,7 +282,7 @@ def per_run_claim_b(df: pd.DataFrame) -> pd.DataFrame:
             "seed": g["seed"].iloc[0],
             "points": len(g),
         }
-        nan = dict.fromkeys(["r_gs_du", "rho_gs_du", "r_gs_gns", "rho_gs_gns", "diff"], np.nan)
+        nan = dict.fromkeys(CLAIM_B_RUN_COLUMNS, np.nan)
         row.update(_claim_b_correlations(gs, du, gns, i) if gs.size >= 4 else nan)
         if has_terms(g):
             row.update(_share_row(g, i))
@@ -311,8 +324,9 @@ def _share_row(g: pd.DataFrame, position: int) -> dict:
     names = [*TERMS, "dir_minus_norm"]
     if len(terms) < 4:
         return {f"share_{k}{s}": np.nan for k in names for s in ("", "_lo", "_hi", "_var")}
-    idx = rs.block_bootstrap_indices(len(terms), N_BOOT, _rng(position))
+    idx = _bootstrap(len(terms), position)
     point, boot = variance_shares(terms), variance_shares(terms[idx])
+    boot[rs.distinct_counts(idx) < rs.MIN_DISTINCT] = np.nan
     point = np.append(point, point[0] - point[1])
     boot = np.column_stack([boot, boot[:, 0] - boot[:, 1]])
     row = {}
@@ -371,16 +385,17 @@ def claim_b_verdict(runs: pd.DataFrame) -> str:
 
 
 def claim_b_table(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per model: DL-pooled r(GS,DU) and r(GS,GNS) (Fisher z, bootstrap variances are not
-    kept for these, so the t interval over seeds of :func:`fisher_mean_ci` is shown), mean
-    Spearman rho of each, the pooled d with its interval, the runs where DU dominates
-    (:func:`du_dominates`) with the sign test p, and the verdict of :func:`claim_b_verdict`.
+    """Per model: the Fisher-z means of r(GS,DU) and r(GS,GNS) over seeds with the t
+    intervals of :func:`fisher_mean_ci` (descriptive), the Fisher-z means of the
+    Spearman rho of each, the pooled d with its interval (cut to [-1, 1]), the runs where
+    DU dominates (:func:`du_dominates`) with the sign test p, and the verdict of :func:`claim_b_verdict`.
     ``runs`` defaults to :func:`per_run_claim_b` of ``df``."""
     runs = per_run_claim_b(df) if runs is None else runs
     rows = []
     for model, g in runs.groupby("model", sort=False):
         r_du, r_gns = fisher_mean_ci(g["r_gs_du"]), fisher_mean_ci(g["r_gs_gns"])
         diff = rs.dersimonian_laird(g["diff"], g["diff_var"], CI_LEVEL)
+        diff = (diff.mean, max(diff.lo, -1.0), min(diff.hi, 1.0))
         agree = int(du_dominates(g).sum())
         rows.append(
             {
@@ -392,7 +407,7 @@ def claim_b_table(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Data
                 "r(GS,GNS) CI": fmt_ci(r_gns),
                 "rho(GS,DU)": fisher_mean_ci(g["rho_gs_du"])[0],
                 "rho(GS,GNS)": fisher_mean_ci(g["rho_gs_gns"])[0],
-                "|r_DU|-|r_GNS|": diff.mean,
+                "|r_DU|-|r_GNS|": diff[0],
                 "diff CI": fmt_ci(diff),
                 "agree": agree,
                 "sign_p": rs.sign_test(agree, int(g["diff"].notna().sum())),

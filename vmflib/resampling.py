@@ -4,7 +4,8 @@
   points of one series: blocks of ``block`` consecutive points with uniform random starts,
   concatenated and cut to n. Default block length ``ceil(n ** (1/3))`` (the rate-optimal
   order for variance estimation, Hall, Horowitz & Jing 1995).
-- :func:`pearson_rows`, :func:`spearman_rows`: correlations of many resampled series at once.
+- :func:`pearson_rows`, :func:`spearman_rows`: correlations of many resampled series at once;
+  :func:`distinct_counts` finds replicates with too few distinct points to carry one.
 - :func:`zou_overlap_ci`: Zou's (2007, Psychological Methods 12:399, example 2) interval for
   |r12| - |r13|, two dependent correlations sharing variable 1.
 - :func:`dersimonian_laird`: random-effects pooling of per-run estimates with their variances.
@@ -21,6 +22,8 @@ from scipy import stats as sps
 
 #: Default number of bootstrap replicates.
 N_BOOT = 2000
+#: Bootstrap replicates with fewer distinct points than this are dropped.
+MIN_DISTINCT = 3
 #: Correlations are clipped to +-R_CLIP before Fisher's z, so |r| = 1 stays finite.
 R_CLIP = 0.999999
 #: Bootstrap variances are floored at this, so a run whose statistic never moves keeps a
@@ -40,13 +43,20 @@ def block_bootstrap_indices(
 
     Each row concatenates ceil(n / block) blocks ``s, s+1, ..., s+block-1`` with starts s
     uniform on 0 .. n - block, cut to n; ``block`` defaults to :func:`default_block_length`
-    and is capped at n.
+    and is capped at n. Statistics of a row with fewer than MIN_DISTINCT distinct points
+    say nothing (two points always correlate perfectly); callers set them to NaN.
     """
     block = min(n, block or default_block_length(n))
     n_blocks = math.ceil(n / block)
     starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
     idx = starts[:, :, None] + np.arange(block)
     return idx.reshape(n_boot, n_blocks * block)[:, :n]
+
+
+def distinct_counts(idx: np.ndarray) -> np.ndarray:
+    """Number of distinct values in each row of idx [B, n] -> [B]."""
+    s = np.sort(idx, axis=-1)
+    return 1 + (np.diff(s, axis=-1) != 0).sum(axis=-1)
 
 
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
