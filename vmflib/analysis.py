@@ -388,8 +388,8 @@ def claim_b_table(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Data
     """Per model: the Fisher-z means of r(GS,DU) and r(GS,GNS) over seeds with the t
     intervals of :func:`fisher_mean_ci` (descriptive), the Fisher-z means of the
     Spearman rho of each, the pooled d with its interval (cut to [-1, 1]), the runs where
-    DU dominates (:func:`du_dominates`) with the sign test p, and the verdict of :func:`claim_b_verdict`.
-    ``runs`` defaults to :func:`per_run_claim_b` of ``df``."""
+    DU dominates (:func:`du_dominates`) with the sign test p, and the verdict of
+    :func:`claim_b_verdict`. ``runs`` defaults to :func:`per_run_claim_b` of ``df``."""
     runs = per_run_claim_b(df) if runs is None else runs
     rows = []
     for model, g in runs.groupby("model", sort=False):
