@@ -20,13 +20,13 @@ model, estimates are pooled by DerSimonian-Laird random effects with the per-run
 variances (correlations on Fisher's z scale), and the runs that agree with the claim are
 counted, with an exact two-sided sign test.
 
-The verdict rule (:func:`verdict`, the same for both claims, level CI_LEVEL):
-SUPPORTED if the pooled interval lies on the claim's side of 0 and no run's own interval lies
-wholly on the other side; MIXED if the pooled interval lies on the claim's side but some run
-contradicts it, or if the pooled interval reaches 0 while every run's estimate agrees;
-NOT_SUPPORTED otherwise (the pooled interval reaches 0 and some run disagrees, the pooled
-estimate is on the other side, or there is no estimate). Claim B combines this rule on d
-with the same rule on the direction share minus the norm share (:func:`claim_b_verdict`).
+The verdict rule (:func:`verdict`, the same for both claims, level CI_LEVEL): SUPPORTED if
+the pooled interval lies on the claim's side of 0 and no run's own interval lies wholly on
+the other side; MIXED if the pooled interval lies on the claim's side but some run's interval
+lies wholly on the other, or if the pooled interval reaches 0 while the pooled estimate is on
+the claim's side and either every run's estimate or more than half of the runs' intervals
+lie on the claim's side; NOT_SUPPORTED otherwise. Claim B combines this rule on d with the
+same rule on the direction share minus the norm share (:func:`claim_b_verdict`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ CI_LEVEL = 0.95
 #: Bootstrap replicates per run, and the seed of the bootstrap generators.
 N_BOOT = 2000
 BOOT_SEED = 0
+#: A claim whose pooled interval reaches 0 still reads MIXED (not NOT_SUPPORTED) when more
+#: than this fraction of the runs have intervals wholly on the claim's side.
+MAJORITY = 0.5
 #: The three verdicts.
 SUPPORTED, MIXED, NOT_SUPPORTED = "supported", "mixed", "not supported"
 #: Columns of the exact split of log(1 + (m-1)/m GS²), and their names in tables.
@@ -88,14 +91,14 @@ def verdict(pooled: rs.Pooled, run_estimates, run_lo, run_hi, *, sign: int) -> s
     lo, hi = sorted((sign * pooled.lo, sign * pooled.hi))
     est = sign * np.asarray(run_estimates, dtype=float)
     run_lo, run_hi = sign * np.asarray(run_lo, float), sign * np.asarray(run_hi, float)
-    contradicting = bool((np.maximum(run_lo, run_hi) < 0).any())
+    runs_for = int((np.minimum(run_lo, run_hi) > 0).sum())
+    runs_against = int((np.maximum(run_lo, run_hi) < 0).sum())
     if not np.isfinite(lo):
         return NOT_SUPPORTED
     if lo > 0:
-        return MIXED if contradicting else SUPPORTED
-    if est.size and (est > 0).all() and sign * pooled.mean > 0:
-        return MIXED
-    return NOT_SUPPORTED
+        return MIXED if runs_against else SUPPORTED
+    leaning = est.size and ((est > 0).all() or runs_for > MAJORITY * est.size)
+    return MIXED if sign * pooled.mean > 0 and leaning else NOT_SUPPORTED
 
 
 def _bootstrap(n: int, position: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis
+from .. import resampling as rs
 from ..plots import model_style
 from ..stats import NULL_BAND
 from . import ChapterResult, finished_runs
@@ -30,7 +31,8 @@ def assess(runs: pd.DataFrame, layers: pd.DataFrame) -> ChapterResult:
     (:func:`vmflib.analysis.claim_a_table`), ``summary`` (:func:`summary_table`),
     ``run_summary`` (:func:`run_summary_table`).
     Numbers: a_n_supported, a_n_mixed, a_n_models, a_runs, a_runs_agree (runs with
-    rho < 0), a_runs_excluding_zero (runs whose interval lies below 0), ci_level, n_boot,
+    rho < 0), a_runs_excluding_zero (runs whose interval lies below 0), ci_level, n_boot, majority
+    (MAJORITY), min_distinct (resampling.MIN_DISTINCT),
     null_band_lo, null_band_hi (the quantiles of the null band).
     """
     per_run = analysis.per_run_claim_a(runs)
@@ -54,6 +56,8 @@ def assess(runs: pd.DataFrame, layers: pd.DataFrame) -> ChapterResult:
         a_runs_excluding_zero=(per_run["rho_hi"] < 0).sum(),
         ci_level=analysis.CI_LEVEL,
         n_boot=analysis.N_BOOT,
+        majority=analysis.MAJORITY,
+        min_distinct=rs.MIN_DISTINCT,
         null_band_lo=NULL_BAND[0],
         null_band_hi=NULL_BAND[-1],
     )

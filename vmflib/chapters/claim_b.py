@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis
+from .. import resampling as rs
 from ..plots import model_style
 from . import ChapterResult, finished_runs
 
@@ -43,7 +44,8 @@ def assess(runs: pd.DataFrame) -> ChapterResult:
     ``run_summary`` (:func:`run_summary_table`).
     Numbers: b_n_supported, b_n_mixed, b_n_models, b_corr_n_supported, b_share_n_supported,
     b_run_wins (runs where :func:`vmflib.analysis.du_dominates`), b_runs,
-    b_runs_boot_above_zero, b_runs_zou_above_zero, ci_level, n_boot, and the shares as
+    b_runs_boot_above_zero, b_runs_zou_above_zero, ci_level, n_boot, majority
+    (MAJORITY), min_distinct (resampling.MIN_DISTINCT), and the shares as
     text: b_shares_text, b_dir_share_min, b_other_share_max (:func:`share_numbers`).
     """
     runs = runs.assign(du=1.0 / runs["kappa_raw"])
@@ -78,6 +80,8 @@ def assess(runs: pd.DataFrame) -> ChapterResult:
         b_runs_zou_above_zero=(per_run["zou_lo"] > 0).sum(),
         ci_level=analysis.CI_LEVEL,
         n_boot=analysis.N_BOOT,
+        majority=analysis.MAJORITY,
+        min_distinct=rs.MIN_DISTINCT,
         **share_numbers(shares),
     )
     return res
