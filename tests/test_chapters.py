@@ -225,7 +225,7 @@ def test_claim_a_assess():
     assert list(summary["model"]) == ["FNN", "CNN-BN"]
     assert list(summary["verdict"]) == [analysis.SUPPORTED] * 2
     assert summary["pooled ρ(epoch, κ)"].iloc[0] == "-1.00"
-    assert list(summary["runs with ρ < 0"]) == ["2 of 2"] * 2
+    assert list(summary["runs with ρ below 0"]) == ["2 of 2"] * 2
     runs = res.tables["run_summary"]
     assert len(runs) == 4 and runs["ρ interval"].str.startswith("[").all()
 

@@ -162,7 +162,7 @@ def per_run_claim_a(df: pd.DataFrame) -> pd.DataFrame:
     Fisher-z bootstrap variance, kappa at the first, largest and last point, last / first
     with its interval, and the last point's null band, raw kappa, Rayleigh p, test accuracy."""
     rows = []
-    for i, (run, g) in enumerate(df.sort_values("step").groupby("run", sort=False)):
+    for i, (run, g) in enumerate(df.sort_values("step", kind="stable").groupby("run", sort=False)):
         epoch = g["epoch"].to_numpy(dtype=float)
         kappa = g["kappa_debiased"].to_numpy(dtype=float)
         usable = len(g) >= 3 and np.ptp(kappa) > 0
@@ -277,7 +277,7 @@ def per_run_claim_b(df: pd.DataFrame) -> pd.DataFrame:
     block-bootstrap interval (boot_lo, boot_hi) and variance (diff_var); then, where the run
     table has the term columns, :func:`variance_shares` with their intervals."""
     rows = []
-    for i, (run, g) in enumerate(df.sort_values("step").groupby("run", sort=False)):
+    for i, (run, g) in enumerate(df.sort_values("step", kind="stable").groupby("run", sort=False)):
         gs, du, gns = _positive_logs(g)
         row = {
             "run": run,

@@ -80,7 +80,7 @@ def summary_table(verdicts: pd.DataFrame) -> pd.DataFrame:
             "seeds": verdicts["seeds"],
             "pooled ρ(epoch, κ)": verdicts["rho(epoch, kappa)"].map("{:.2f}".format),
             level: [_ci(lo, hi) for lo, hi in zip(verdicts["ci_lo"], verdicts["ci_hi"])],
-            "runs with ρ < 0": [
+            "runs with ρ below 0": [
                 f"{a} of {n}" for a, n in zip(verdicts["agree"], verdicts["seeds"])
             ],
             "sign test p": verdicts["sign_p"].map("{:.2g}".format),
