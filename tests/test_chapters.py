@@ -217,23 +217,46 @@ def test_toy_chapter_numbers_against_direct_computation(toy_chapter):
 # --- the claims -------------------------------------------------------------------------------
 def test_claim_a_assess():
     res = claim_a.assess(run_table(), layer_table())
-    assert (res.numbers["a_n_supported"], res.numbers["a_n_models"]) == (2, 2)
-    assert res.numbers["a_mean_rho_max"] == analysis.CLAIM_A_MEAN_RHO
+    n = res.numbers
+    assert (n["a_n_supported"], n["a_n_mixed"], n["a_n_models"]) == (2, 0, 2)
+    assert (n["a_runs"], n["a_runs_agree"], n["a_runs_excluding_zero"]) == (4, 4, 4)
+    assert n["n_boot"] == analysis.N_BOOT and n["ci_level"] == analysis.CI_LEVEL
     summary = res.tables["summary"]
     assert list(summary["model"]) == ["FNN", "CNN-BN"]
     assert list(summary["verdict"]) == [analysis.SUPPORTED] * 2
-    assert summary["Spearman ρ(epoch, κ)"].iloc[0] == "-1.00"
-    one_seed = claim_a.assess(run_table(seeds=(0,)), layer_table()).tables["summary"]
-    assert one_seed["95% CI"].iloc[0] == "n/a (1 seed)"
+    assert summary["pooled ρ(epoch, κ)"].iloc[0] == "-1.00"
+    assert list(summary["runs with ρ below 0"]) == ["2 of 2"] * 2
+    runs = res.tables["run_summary"]
+    assert len(runs) == 4 and runs["ρ interval"].str.startswith("[").all()
 
 
 def test_claim_b_assess():
     res = claim_b.assess(run_table())
-    assert res.numbers["b_runs"] == 4 and res.numbers["b_n_models"] == 2
-    assert res.numbers["b_run_wins"] == int(analysis.du_dominates(res.tables["per_run"]).sum())
-    assert res.numbers["b_n_supported"] == int(
+    n = res.numbers
+    assert n["b_runs"] == 4 and n["b_n_models"] == 2
+    assert n["b_run_wins"] == int(analysis.du_dominates(res.tables["per_run"]).sum())
+    assert n["b_n_supported"] == int(
         (res.tables["verdicts"]["verdict"] == analysis.SUPPORTED).sum()
     )
     runs = res.tables["runs"]
     np.testing.assert_allclose(runs["du"], 1 / runs["kappa_raw"])
     assert list(res.tables["summary"]["model"]) == ["FNN", "CNN-BN"]
+    shares = res.tables["shares"]
+    assert set(shares["term"]) == {"direction", "norm", "coupling", "dir_minus_norm"}
+    # the tiny runs' GS split is all direction: the pooled direction share is about 1
+    direction = shares[shares["term"] == "direction"]["share"]
+    assert direction.tolist() == pytest.approx([1.0, 1.0], abs=0.05)
+    assert n["b_shares_text"].startswith("FNN: directions ")
+    assert float(n["b_dir_share_min"]) == pytest.approx(direction.min(), abs=0.005)
+    assert list(res.tables["share_summary"]["model"]) == ["FNN", "CNN-BN"]
+
+
+def test_claim_b_without_the_term_columns_says_so():
+    res = claim_b.assess(run_table(terms=False))
+    with_terms = claim_b.assess(run_table())
+    assert set(res.numbers) == set(with_terms.numbers)  # the prose needs every name
+    assert res.numbers["b_shares_text"] == claim_b.NO_SHARES
+    assert res.numbers["b_dir_share_min"] == "n/a" and res.numbers["b_share_n_supported"] == 0
+    assert res.tables["shares"].empty and res.tables["share_summary"].empty
+    assert list(res.tables["verdicts"]["share_verdict"]) == ["n/a"] * 2
+    assert list(res.tables["verdicts"]["verdict"]) == list(res.tables["verdicts"]["corr_verdict"])

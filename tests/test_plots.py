@@ -96,6 +96,20 @@ def test_scatter_with_r_and_claim_b_scatter():
     assert all(count(ax, PathCollection) == 2 and labelled(ax) for ax in fig.axes)
 
 
+def test_variance_shares():
+    from vmflib import analysis
+
+    per_run = analysis.per_run_claim_b(run_table())
+    fig = plots.variance_shares(analysis.pooled_shares(per_run), per_run)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 3 * 2  # one bar per term and model
+    assert labelled(ax) and "GS" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["FNN", "CNN-BN"]
+    assert legend_texts(ax) == [label for label, _ in plots.SHARE_TERMS.values()]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert sum(len(line.get_xdata()) for line in dots) == 3 * 4  # every run's share, per term
+
+
 def test_layer_kappa():
     fig = plots.layer_kappa(layer_table(), "fnn")
     (ax,) = fig.axes

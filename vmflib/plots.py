@@ -10,7 +10,8 @@ kernel's inline backend, scripts and tests use whatever matplotlib picks (Agg wi
 display).
 
 Figures: runs of the experiments (:func:`kappa_curves`, :func:`quantities_vs_epoch`,
-:func:`layer_kappa`, :func:`scatter_with_r`, :func:`claim_b_scatter`); the kappa estimation
+:func:`layer_kappa`, :func:`scatter_with_r`, :func:`claim_b_scatter`,
+:func:`variance_shares`); the kappa estimation
 chapter (:func:`raw_bias`, :func:`debiasing`, :func:`null_band_check`,
 :func:`scipy_comparison`, :func:`bessel_accuracy`); the toy model chapter
 (:func:`toy_signal_noise`, :func:`toy_kappa`, :func:`toy_snr_vs_rbar`).
@@ -228,6 +229,40 @@ def claim_b_scatter(df: pd.DataFrame):
     scatter_with_r(df, "gns", "gs", xlabel="GNS = CV of gradient norms", ylabel=gs, ax=ax2)
     ax1.set_title("GS vs DU")
     ax2.set_title("GS vs GNS")
+    fig.tight_layout()
+    return fig
+
+
+#: The terms of the split of log(1 + (m-1)/m GS²), their legend labels and colours.
+SHARE_TERMS = {
+    "direction": ("directions (−2 log R̄)", QUANTITY_COLORS["du"]),
+    "norm": ("norms (GNS term)", QUANTITY_COLORS["gns"]),
+    "coupling": ("coupling (−2 log(R_w/R̄))", "#CC79A7"),
+}
+
+
+def variance_shares(pooled: pd.DataFrame, per_run: pd.DataFrame):
+    """Shares of the variance of log(1 + (m-1)/m GS²) over training, per model: one bar per
+    term (the pooled share, rows of ``pooled`` with columns model, term, share, lo, hi), its
+    interval as a whisker, and each run's share (columns model, share_<term> of
+    ``per_run``) as a dot."""
+    models = [m for m, _ in _by_model(pooled)]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), 3.4))
+    width = 0.8 / len(SHARE_TERMS)
+    for j, (term, (label, color)) in enumerate(SHARE_TERMS.items()):
+        rows = pooled[pooled["term"] == term].set_index("model").reindex(models)
+        x = np.arange(len(models)) + (j - (len(SHARE_TERMS) - 1) / 2) * width
+        err = np.abs(rows[["lo", "hi"]].to_numpy().T - rows["share"].to_numpy())
+        ax.bar(x, rows["share"], width, color=color, alpha=0.75, label=label)
+        ax.errorbar(x, rows["share"], yerr=err, fmt="none", ecolor=REFERENCE_COLOR, capsize=3)
+        for i, m in enumerate(models):
+            seeds = per_run.loc[per_run["model"] == m, f"share_{term}"].dropna()
+            ax.plot(np.full(len(seeds), x[i]), seeds, "o", color="k", ms=3, zorder=3)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xticks(np.arange(len(models)), [model_style(m).label for m in models])
+    ax.set_xlabel("model")
+    ax.set_ylabel("share of Var[log(1 + (m−1)/m GS²)]")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
