@@ -10,6 +10,7 @@ shows GS and B_simple along the grid's runs.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
@@ -22,10 +23,20 @@ LEVEL_CMAP = "cividis"
 
 
 def _null_band(ax, null: pd.DataFrame, label: bool = True) -> None:
-    """Shade [0, max null_hi] of the debiased estimate for uniform directions."""
+    """Shade everything below max null_hi, the top of the debiased estimate's band for
+    uniform directions (call :func:`_fit_log_ylim` after plotting the data)."""
     hi = float(null["null_hi"].max())
-    ax.axhspan(1e-12, hi, color=QUANTITY_COLORS["null"], alpha=0.5, lw=0)
+    ax.axhspan(1e-300, hi, color=QUANTITY_COLORS["null"], alpha=0.5, lw=0)
     ax.axhline(hi, ls=":", color="0.45", lw=1.2, label="uniform null (debiased)" if label else None)
+
+
+def _fit_log_ylim(ax, null: pd.DataFrame, *values) -> None:
+    """Log y-limits around the data and the top of the null band (the shaded band reaches
+    down to 0, which would otherwise stretch the axis over many decades)."""
+    hi = float(null["null_hi"].max())
+    v = np.concatenate([_positive(x).ravel() for x in values] + [np.array([hi])])
+    v = v[np.isfinite(v) & (v > 0)]
+    ax.set_ylim(v.min() / 3, v.max() * 3)
 
 
 def _positive(values) -> np.ndarray:
@@ -47,6 +58,7 @@ def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
         loss = g.groupby("step")["train_loss"].mean().to_numpy()
         ax.plot(loss, _positive(mean), DEB, color=c, marker="o", label=f"b = {b}")
     ax.set(xscale="log", yscale="log", xlabel="training loss", ylabel=r"debiased $\hat\kappa$")
+    _fit_log_ylim(ax, null, b_series["kappa_debiased"])
     ax.invert_xaxis()
     ax.legend(fontsize=8)
     _null_band(ax2, null, label=False)
@@ -61,7 +73,9 @@ def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
     ax2.plot([], [], "--", color=REFERENCE_COLOR, lw=1, label="toy model")
     ax2.set(xscale="log", yscale="log", xlabel="minibatch size $b$")
     ax2.set_ylabel(r"debiased $\hat\kappa$ at that loss")
+    _fit_log_ylim(ax2, null, at_loss["kappa"], b_pred["kappa_toy"])
     _plain_ticks(ax2.xaxis)
+    ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax2.set_xticks(sorted(at_loss["batch_size"].unique()))
     ax2.legend(fontsize=8)
     fig.tight_layout()
@@ -82,6 +96,7 @@ def kappa_vs_lr(lr_series: pd.DataFrame, lr_late: pd.DataFrame, toy_lr: pd.DataF
         ax.plot(x, _positive(mean), DEB, color=c, marker="o", label=f"lr = {lr:g}")
         ax.fill_between(x, _positive(mn), _positive(mx), color=c, alpha=0.15, lw=0)
     ax.set(yscale="log", xlabel="epoch", ylabel=r"debiased $\hat\kappa$")
+    _fit_log_ylim(ax, null, lr_series["kappa_debiased"])
     ax.legend(fontsize=8)
     _null_band(ax2, null, label=False)
     for lr, c in colors.items():
@@ -95,7 +110,10 @@ def kappa_vs_lr(lr_series: pd.DataFrame, lr_late: pd.DataFrame, toy_lr: pd.DataF
     ax2.plot([], [], "--", color=REFERENCE_COLOR, label="toy model (rescaled)")
     ax2.set(xscale="log", yscale="log", xlabel="learning rate")
     ax2.set_ylabel(r"late debiased $\hat\kappa$")
+    _fit_log_ylim(ax2, null, lr_late["kappa"], toy_lr["kappa_population"] * scale)
     _plain_ticks(ax2.xaxis)
+    ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax2.set_xticks(sorted(lr_late["lr"].unique()))
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig
