@@ -263,10 +263,12 @@ def test_claim_b_verdict_on_synthetic_runs(seeds, dir_trend, norm_trend, outlier
     assert analysis.share_verdict(runs) == verdict
 
 
-def test_claim_b_verdict_is_mixed_when_shares_and_correlations_differ(monkeypatch):
+def test_claim_b_verdict_follows_the_shares_when_correlations_differ(monkeypatch):
     runs = analysis.per_run_claim_b(_split_runs("fnn", [0, 1, 2], 1.0, 0.0))
+    monkeypatch.setattr(analysis, "correlation_verdict", lambda runs: MIXED)
+    assert analysis.claim_b_verdict(runs) == SUPPORTED
     monkeypatch.setattr(analysis, "share_verdict", lambda runs: NOT_SUPPORTED)
-    assert analysis.claim_b_verdict(runs) == MIXED
+    assert analysis.claim_b_verdict(runs) == NOT_SUPPORTED
 
 
 def test_per_run_claim_b_intervals():

@@ -378,13 +378,13 @@ def share_verdict(runs: pd.DataFrame) -> str:
 def claim_b_verdict(runs: pd.DataFrame) -> str:
     """Verdict on Claim B for one model from its runs (rows of :func:`per_run_claim_b`).
 
-    Without share columns: :func:`correlation_verdict`. With them: that verdict if
-    :func:`share_verdict` gives the same, MIXED if they differ.
+    With the share columns: :func:`share_verdict`, the exact attribution of GS's variation
+    to directions and norms. Without them (runs recorded before the split):
+    :func:`correlation_verdict`. The correlation verdict is reported beside it either way.
     """
-    corr = correlation_verdict(runs)
     if "share_dir_minus_norm" not in runs.columns:
-        return corr
-    return corr if share_verdict(runs) == corr else MIXED
+        return correlation_verdict(runs)
+    return share_verdict(runs)
 
 
 def claim_b_table(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:

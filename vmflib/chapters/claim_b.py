@@ -42,7 +42,7 @@ def assess(runs: pd.DataFrame) -> ChapterResult:
     (:func:`vmflib.analysis.claim_b_table`, with the correlation and share verdicts added),
     ``summary`` (:func:`summary_table`), ``share_summary`` (:func:`share_summary_table`),
     ``run_summary`` (:func:`run_summary_table`).
-    Numbers: b_n_supported, b_n_mixed, b_n_models, b_corr_n_supported, b_share_n_supported,
+    Numbers: b_n_supported, b_n_mixed, b_n_models, b_corr_n_supported,
     b_run_wins (runs where :func:`vmflib.analysis.du_dominates`), b_runs,
     b_runs_boot_above_zero, b_runs_zou_above_zero, ci_level, n_boot, majority
     (MAJORITY), min_distinct (resampling.MIN_DISTINCT), and the shares as
@@ -73,7 +73,6 @@ def assess(runs: pd.DataFrame) -> ChapterResult:
         b_n_mixed=(verdicts["verdict"] == analysis.MIXED).sum(),
         b_n_models=len(verdicts),
         b_corr_n_supported=(verdicts["corr_verdict"] == analysis.SUPPORTED).sum(),
-        b_share_n_supported=(verdicts["share_verdict"] == analysis.SUPPORTED).sum(),
         b_run_wins=analysis.du_dominates(per_run).sum(),
         b_runs=len(per_run),
         b_runs_boot_above_zero=(per_run["boot_lo"] > 0).sum(),
