@@ -269,6 +269,8 @@ def expand_jobs(
         run_names.setdefault(group, []).append(jobs[-1].name)
     for name, params in prof.chapters.items():
         chapter = book.CHAPTERS[name]
+        if chapter.group is not None and not run_names.get(chapter.group):
+            continue  # a group chapter whose group has no runs in this profile: left out
         deps = ()
         if chapter.kind == "results":
             rdir = str(runs_dir(out, chapter.group))
@@ -527,7 +529,7 @@ def assemble_book(prof: Profile, out: Path, jobs: list[Job]) -> Path:
 
 def _missing_chapter(prof: Profile, out: Path, name: str, job: Job | None) -> str:
     if job is None:
-        why = f"The {prof.name} profile leaves this chapter out."
+        why = f"The {prof.name} profile leaves this chapter out (or has no runs it reads)."
     else:
         rec = _cache_file(out, job)
         err = json.loads(rec.read_text()).get("error", "") if rec.exists() else "not run"
