@@ -19,13 +19,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from .data.files import atomic_write as write_bytes_atomically
 
 MEASUREMENTS = "measurements.csv"
 LAYERS = "layers.csv"
@@ -34,21 +34,12 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def atomic_write(path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder + rename)."""
+    """Write ``data`` (text as UTF-8) to ``path`` atomically, creating its folder
+    (:func:`vmflib.data.files.atomic_write`: a temporary file in the same folder, then
+    ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomically(path, data.encode() if isinstance(data, str) else data)
     return path
 
 
