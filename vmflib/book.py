@@ -132,3 +132,150 @@ def build(book_dir: Path) -> Path:
             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return Path(book_dir) / "_build" / "html" / "index.html"
+
+
+# --- presenting executed notebooks ------------------------------------------------------------
+#: Tags that already decide how a code cell's input is shown.
+INPUT_TAGS = ("remove-input", "remove-cell", "hide-input")
+#: Tags of the cells that hold papermill's parameters (its defaults and the injected values).
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+#: The repository root: rerun commands are written relative to it.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def present_notebook(nb, *, notebook: str, parameters: dict, out: Path, profile: str):
+    """``nb`` (an executed notebook, nbformat v4) made into a book page, in place; returns it.
+
+    - the cells tagged ``parameters`` and ``injected-parameters`` get ``remove-cell``;
+      every other code cell without one of :data:`INPUT_TAGS` gets ``hide-input``;
+    - a "Rerun this chapter" admonition (:func:`rerun_box`) follows the first markdown cell;
+    - every absolute path of this build in a cell source or text output (the folders of
+      ``parameters``, the results folder ``out.parent``, the repository root, the Python
+      prefix) is written relative (:func:`relative_paths`).
+
+    Args:
+        notebook: the notebook's file name under ``notebooks/``.
+        parameters: the values papermill injected.
+        out: the profile's results folder (``<results>/<profile>``).
+        profile: the profile that made this build.
+    """
+    import nbformat
+
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in PARAMETER_TAGS):
+            tags.append("remove-cell")
+        elif not any(t in tags for t in INPUT_TAGS):
+            tags.append("hide-input")
+    box = nbformat.v4.new_markdown_cell(rerun_box(notebook, parameters, out, profile))
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(first + 1, box)
+    replace = _path_replacements(parameters, out)
+    for cell in nb.cells:
+        cell.source = relative_paths(cell.source, replace)
+        for output in cell.get("outputs", []):
+            _relative_output(output, replace)
+    return nb
+
+
+def rerun_box(notebook: str, parameters: dict, out: Path, profile: str) -> str:
+    """MyST admonition with the papermill command that reruns ``notebook`` with
+    ``parameters`` (from the repository root; mappings and lists as ``-y`` YAML, the rest
+    as ``-p``) and the ``python -m vmflib reproduce`` command of the whole profile."""
+    import yaml
+
+    args = []
+    for name, value in parameters.items():
+        value = _relative_parameter(value, out)
+        if value is _DROP:
+            continue
+        if isinstance(value, dict | list):
+            flow = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False)
+            args.append(f'-y "{name}: {flow.strip()}"')
+        elif value is None:
+            args.append(f'-y "{name}: null"')
+        else:
+            args.append(f"-p {name} {_shell_word(value)}")
+    lines = [f".venv/bin/papermill notebooks/{notebook} out.ipynb", *args]
+    command = " \\\n    ".join(lines)
+    return (
+        "```{admonition} Rerun this chapter\n:class: tip\n\n"
+        "From the repository root, this page's notebook with the parameters of this build "
+        f"(profile **{profile}**; paths are relative to the repository root):\n\n"
+        f"~~~bash\n{command}\n~~~\n\n"
+        "or the whole profile, training runs and book included:\n\n"
+        f"~~~bash\n.venv/bin/python -m vmflib reproduce --profile {profile}\n~~~\n```\n"
+    )
+
+
+_DROP = object()
+
+
+def _relative_parameter(value, out: Path):
+    """A parameter value with absolute paths made relative (:func:`_relative_path`); an
+    absolute path outside the repository and the results folder is dropped (``_DROP``):
+    the notebook's default applies."""
+    if isinstance(value, dict):
+        return {
+            k: v
+            for k, v in ((k, _relative_parameter(v, out)) for k, v in value.items())
+            if v is not _DROP
+        }
+    if isinstance(value, list):
+        return [_relative_parameter(v, out) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return _relative_path(Path(value), out) or _DROP
+    return value
+
+
+def _relative_path(path: Path, out: Path) -> str | None:
+    """``path`` relative to the repository root, or under ``results/`` (the default results
+    folder) when it lies in the results folder ``out.parent``; None if neither."""
+    for base, prefix in ((Path(out).parent, Path("results")), (REPO_ROOT, Path("."))):
+        if path.is_relative_to(base):
+            return (prefix / path.relative_to(base)).as_posix()
+    return None
+
+
+def _shell_word(value) -> str:
+    s = str(value)
+    safe = all(ch.isalnum() or ch in "-_./:=+,@%" for ch in s) and s != ""
+    return s if safe else "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+def _path_replacements(parameters: dict, out: Path) -> list[tuple[str, str]]:
+    """(absolute prefix, replacement) pairs, longest prefix first."""
+    pairs = {str(Path(out).parent): "results", str(REPO_ROOT): ".", sys.prefix: "<python>"}
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and Path(value).is_absolute():
+            rel = _relative_path(Path(value), out)
+            pairs.setdefault(value, rel if rel is not None else f"<{Path(value).name}>")
+
+    walk(parameters)
+    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def relative_paths(text: str, replace: list[tuple[str, str]]) -> str:
+    """``text`` with each absolute prefix of ``replace`` swapped for its replacement."""
+    for prefix, new in replace:
+        text = text.replace(prefix, new)
+    return text
+
+
+def _relative_output(output, replace) -> None:
+    if "text" in output:
+        output["text"] = relative_paths(output["text"], replace)
+    for key, value in output.get("data", {}).items():
+        if key.startswith("text/") and isinstance(value, str):
+            output["data"][key] = relative_paths(value, replace)
+    if "traceback" in output:
+        output["traceback"] = [relative_paths(t, replace) for t in output["traceback"]]

@@ -508,16 +508,22 @@ def assemble_book(prof: Profile, out: Path, jobs: list[Job]) -> Path:
     cfg["bibtex_bibfiles"] = ["references.bib"]  # paths inside the assembled book
     (book_dir / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     by_name = {j.name: j for j in jobs}
+
+    def presented(j: Job):  # the executed notebook as a page: code hidden, rerun box
+        nb = nbformat.read(j.output, as_version=4)
+        kw = {"notebook": j.notebook, "parameters": j.parameters, "out": out}
+        return book.present_notebook(nb, **kw, profile=prof.name)
+
     for name in book.CHAPTERS:
         dest = book_dir / book.NOTEBOOK_DIR / f"{name}.ipynb"
         job = by_name.get(name)
         if job is not None and Path(job.output).exists():
-            shutil.copy2(job.output, dest)
+            nbformat.write(presented(job), dest)
         else:  # keep the book buildable; say why the chapter is missing
             dest.with_suffix(".md").write_text(_missing_chapter(prof, out, name, job))
     runs = [j for j in jobs if j.kind == "run" and Path(j.output).exists()]
     for j in runs:
-        nb = nbformat.read(j.output, as_version=4)
+        nb = presented(j)
         heading = next(c for c in nb.cells if c.cell_type == "markdown")
         heading.source = f"# Training run {j.name}\n" + heading.source.split("\n", 1)[-1]
         nbformat.write(nb, book_dir / book.RUN_NOTEBOOK_DIR / f"{j.name}.ipynb")
