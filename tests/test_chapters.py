@@ -75,6 +75,30 @@ def test_every_glued_number_is_used_and_every_used_name_glued(vmf_chapter, toy_c
         assert used == set(res.numbers), name
 
 
+CHAPTER_NOTEBOOKS = ("vmf_estimation", "toy_model", "claim_a", "claim_b", "du_drivers")
+
+
+def code(notebook: str) -> str:
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+FIGURE = re.compile(r"```\{glue:figure\} (\w+)\n:name: ([\w-]+)\n\n(.+?)\n```", re.S)
+
+
+@pytest.mark.parametrize("notebook", CHAPTER_NOTEBOOKS)
+def test_every_figure_is_numbered_captioned_and_referenced(notebook):
+    text = prose(notebook)
+    glued = re.findall(r'glue_figure\("(\w+)"', code(notebook))
+    figures = {name: (label, caption) for name, label, caption in FIGURE.findall(text)}
+    assert glued and sorted(glued) == sorted(figures), notebook
+    assert "plt.show" not in code(notebook) and "display=True" not in code(notebook)
+    for name, (label, caption) in figures.items():
+        assert len(caption.split()) >= 25, (notebook, name)  # what, units, what to look at
+        assert f"{{numref}}`{label}`" in text, (notebook, label)
+        assert text.count(f":name: {label}\n") == 1
+
+
 def test_committed_chapter_notebooks_are_thin():
     for name in ("vmf_estimation", "toy_model", "claim_a", "claim_b"):
         cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]

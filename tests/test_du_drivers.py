@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vmflib import book, plots_du, toy, vmf
+from vmflib import book, plots, toy, vmf
 from vmflib.chapters import du_drivers
 
 matplotlib.use("Agg")
@@ -191,7 +191,7 @@ def _labels(ax):
 
 def test_kappa_vs_batch_figure(agreeing):
     t = agreeing.tables
-    fig = plots_du.kappa_vs_batch(t["b_series"], t["at_loss"], t["b_pred"], t["null"])
+    fig = plots.kappa_vs_batch(t["b_series"], t["at_loss"], t["b_pred"], t["null"])
     ax, ax2 = fig.axes
     assert ax.get_xlabel() == "training loss" and ax2.get_xlabel() == "minibatch size $b$"
     assert {"b = 16", "b = 64", "b = 256"} <= set(_labels(ax))
@@ -204,7 +204,7 @@ def test_kappa_vs_batch_figure(agreeing):
 
 def test_kappa_vs_lr_figure(agreeing):
     t = agreeing.tables
-    fig = plots_du.kappa_vs_lr(t["lr_series"], t["lr_late"], t["toy_lr"], t["null"])
+    fig = plots.kappa_vs_lr(t["lr_series"], t["lr_late"], t["toy_lr"], t["null"])
     ax, ax2 = fig.axes
     assert {"lr = 0.03", "lr = 0.1", "lr = 0.3"} <= set(_labels(ax))
     assert "toy model (rescaled)" in _labels(ax2)
@@ -213,10 +213,10 @@ def test_kappa_vs_lr_figure(agreeing):
 
 def test_noise_figure_with_and_without_b_simple(agreeing):
     t = agreeing.tables
-    fig = plots_du.noise_over_training(t["b_series"], t["lr_series"])
+    fig = plots.noise_over_training(t["b_series"], t["lr_series"])
     assert len(fig.axes[1].get_lines()) == 5  # five settings of the grid
     b, lr = (t[k].drop(columns="b_simple") for k in ("b_series", "lr_series"))
-    fig = plots_du.noise_over_training(b, lr)
+    fig = plots.noise_over_training(b, lr)
     assert not fig.axes[1].get_lines()
     assert "not measured" in fig.axes[1].texts[0].get_text()
 

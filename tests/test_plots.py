@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from tiny_tables import TOY_PARAMS, VMF_PARAMS, layer_table, run_table  # noqa: E402
@@ -72,8 +73,25 @@ def test_kappa_curves():
         assert len(ax.lines) == 4  # band edges, raw and debiased means
         assert count(ax, PolyCollection) == 3  # null band, two seed ranges
         assert ax.get_xlabel() == "epoch" and ax.get_yscale() == "log"
-    assert "kappa" in axes[0].get_ylabel()
-    assert "uniform null band (raw, 95%)" in legend_texts(axes[-1])
+        assert "kappa" in ax.get_ylabel()
+    (legend,) = fig.legends
+    assert "uniform null band (raw, 95%)" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_panels_are_at_most_two_per_row():
+    for n in (1, 2, 3, 4, 5):
+        fig, axes = plots._panels(n)
+        assert len(axes) == len(fig.axes) == n
+        columns = {ax.get_subplotspec().colspan.start for ax in axes}
+        assert columns <= {0, 1}
+        assert fig.get_figwidth() <= plots.WIDTH
+
+
+def test_style_has_an_opaque_white_background():
+    with plt.rc_context(plots.STYLE):
+        fig = plots.kappa_curves(run_table())
+        assert fig.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
+        assert plt.rcParams["savefig.facecolor"] == "white"
 
 
 def test_quantities_vs_epoch():
@@ -82,7 +100,7 @@ def test_quantities_vs_epoch():
     for ax in fig.axes:
         assert len(ax.lines) == 2 and count(ax, PolyCollection) == 2 and labelled(ax)
     assert [ax.get_ylabel()[:3] for ax in fig.axes] == ["GS ", "GNS", "DU "]
-    assert legend_texts(fig.axes[0]) == ["FNN", "CNN-BN"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["FNN", "CNN-BN"]
 
 
 def test_scatter_with_r_and_claim_b_scatter():
@@ -111,11 +129,28 @@ def test_variance_shares():
 
 
 def test_layer_kappa():
-    fig = plots.layer_kappa(layer_table(), "fnn")
+    layers = layer_table()
+    fig = plots.layer_kappa(layers, "fnn")
     (ax,) = fig.axes
-    assert len(ax.lines) == 2 + 1  # one per tensor, and the uniform reference
-    assert ax.get_title() == "FNN: per-layer concentration" and labelled(ax)
-    assert "fc1.weight (d=64)" in legend_texts(ax)
+    assert len(ax.lines) == 2 + 1  # one per tensor (no zero estimates here), the reference
+    assert ax.get_title() == "FNN" and labelled(ax)
+    assert ax.get_yscale() == "log"  # not symlog: kappa is never negative
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[:2] == ["weight", "bias"] and len(texts) <= 6
+
+
+def test_layer_kappa_marks_zero_estimates_at_the_bottom():
+    layers = layer_table()
+    first = layers["layer"] == layers["layer"].iloc[0]
+    fig = plots.layer_kappa(layers.assign(kappa_debiased=layers["kappa_debiased"].where(~first, 0)))
+    ax = fig.axes[0]
+    markers = [line for line in ax.lines if line.get_marker() == "v" and len(line.get_xdata())]
+    assert len(markers) == 1 and set(markers[0].get_ydata()) == {0.03}
+    assert all(
+        np.all(np.asarray(line.get_ydata(), float)[~np.isnan(line.get_ydata())] > 0)
+        for line in ax.lines
+        if line.get_marker() != "v"
+    )
 
 
 # --- estimating kappa -------------------------------------------------------------------------
@@ -177,8 +212,7 @@ def test_toy_kappa(toy_tables):
     assert [ax.get_title() for ax in fig.axes] == [f"b = {b}, m = 4" for b in (4, 8, 16)]
     for ax in fig.axes:
         assert len(ax.lines) == 4 and count(ax, PolyCollection) == 1
-        assert ax.get_xlabel() == "SGD step (symlog)"
-    assert "kappa" in fig.axes[0].get_ylabel()
+        assert ax.get_xlabel() == "SGD step (symlog)" and "kappa" in ax.get_ylabel()
     assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 5
 
 

@@ -1,20 +1,23 @@
 """The book's figure functions, in one consistent style.
 
 Every figure of the book is drawn by a function of this module, so the style (fonts, one
-colour per model and per quantity, line widths, labelled axes with units, legends) is the
-same everywhere. Each function takes tables (tidy DataFrames as
-:func:`vmflib.results.load_runs` or a chapter of :mod:`vmflib.chapters` returns them) and
-returns the matplotlib Figure; :func:`save` writes it (PNG for the book, PDF for papers)
-atomically. The module does not choose a matplotlib backend: notebooks show figures with the
-kernel's inline backend, scripts and tests use whatever matplotlib picks (Agg without a
-display).
+colour per model and per quantity, line widths, labelled axes with units, legends, an opaque
+white background that stays readable in a dark theme) is the same everywhere. Figures are
+sized for the page: at most two panels per row (:func:`_panels`), :data:`WIDTH` inches wide
+with fonts at least the size of the body text when shown at page width. Each function takes
+tables (tidy DataFrames as :func:`vmflib.results.load_runs` or a chapter of
+:mod:`vmflib.chapters` returns them) and returns the matplotlib Figure; :func:`save` writes
+it (PNG for the book, PDF for papers) atomically. The module does not choose a matplotlib
+backend: notebooks show figures with the kernel's inline backend, scripts and tests use
+whatever matplotlib picks (Agg without a display).
 
 Figures: runs of the experiments (:func:`kappa_curves`, :func:`quantities_vs_epoch`,
 :func:`layer_kappa`, :func:`scatter_with_r`, :func:`claim_b_scatter`,
-:func:`variance_shares`); the kappa estimation
-chapter (:func:`raw_bias`, :func:`debiasing`, :func:`null_band_check`,
-:func:`scipy_comparison`, :func:`bessel_accuracy`); the toy model chapter
-(:func:`toy_signal_noise`, :func:`toy_kappa`, :func:`toy_snr_vs_rbar`).
+:func:`variance_shares`); what drives directional uniformity (:func:`kappa_vs_batch`,
+:func:`kappa_vs_lr`, :func:`noise_over_training`); the kappa estimation chapter
+(:func:`raw_bias`, :func:`debiasing`, :func:`null_band_check`, :func:`scipy_comparison`,
+:func:`bessel_accuracy`); the toy model chapter (:func:`toy_signal_noise`,
+:func:`toy_kappa`, :func:`toy_snr_vs_rbar`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from .stats import NULL_BAND
 
@@ -39,21 +44,29 @@ RAW, DEB = "--", "-"
 REFERENCE_COLOR = "0.3"
 #: Tick labels 0.5, 1, 2 instead of 5x10^-1 on log axes.
 PLAIN = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+#: Width of a full-width figure (inches); at the book's page width its fonts are shown at
+#: about the size of the body text. One-panel figures are :data:`NARROW` inches wide.
+WIDTH, NARROW = 7.0, 5.0
 STYLE = {
-    "figure.dpi": 110,
+    "figure.dpi": 100,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
+    "figure.facecolor": "white",  # opaque: dark text stays readable in a dark theme
+    "savefig.facecolor": "white",
+    "axes.facecolor": "white",
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11.5,
+    "ytick.labelsize": 11.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "legend.frameon": False,
-    "legend.fontsize": 9,
-    "lines.linewidth": 1.6,
-    "lines.markersize": 4,
+    "legend.fontsize": 11,
+    "lines.linewidth": 1.8,
+    "lines.markersize": 5,
 }
 
 
@@ -128,51 +141,72 @@ def _plain_ticks(*axes) -> None:
         axis.set_minor_formatter(PLAIN)
 
 
+def _panels(n: int, height: float = 3.4):
+    """A figure with ``n`` panels, at most two per row (``height`` inches per row); returns
+    (figure, the n axes in reading order). A spare cell of an odd grid is removed."""
+    ncols = min(n, 2)
+    nrows = -(-n // ncols)
+    width = WIDTH if ncols == 2 else NARROW
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False)
+    axes = list(axes.ravel())
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def _legend_below(fig, handles, labels, ncol: int = 2) -> None:
+    """One legend for the whole figure, centred below its panels."""
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout()
+
+
 # --- runs of the experiments -----------------------------------------------------------------
 def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
-    """kappa (raw, debiased) against epoch, one panel per model, with the uniform null band.
+    """kappa (raw, debiased) against epoch, one panel per model (two per row), with the
+    uniform null band; one legend below the panels.
 
     Lines are means over seeds, shaded where seeds range; the grey band is the central
     NULL_BAND range of the raw estimate for uniformly random directions (same m and d).
     """
     models = list(_by_model(df))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.0), squeeze=False)
-    for ax, (m, g) in zip(axes[0], models):
+    fig, axes = _panels(len(models), 3.2)
+    for ax, (m, g) in zip(axes, models):
         style = model_style(m)
         x, lo, _, _ = _mean_band(g, "null_lo")
         _, hi, _, _ = _mean_band(g, "null_hi")
         ax.fill_between(x, lo, hi, color=QUANTITY_COLORS["null"], alpha=0.6, lw=0)
-        ax.plot(x, hi, ls=":", color="0.45", lw=1.2, label=f"uniform null band (raw, {_band()})")
+        ax.plot(x, hi, ls=":", color="0.45", lw=1.2)
         ax.plot(x, lo, ls=":", color="0.45", lw=1.2)
-        for col, ls, lab in (
-            ("kappa_raw", RAW, "raw $\\hat\\kappa$"),
-            ("kappa_debiased", DEB, "debiased $\\hat\\kappa$"),
-        ):
+        for col, ls in (("kappa_raw", RAW), ("kappa_debiased", DEB)):
             x, mean, mn, mx = _mean_band(g, col)
-            ax.plot(x, mean, ls, color=style.color, label=lab, marker="o" if ls == DEB else None)
+            ax.plot(x, mean, ls, color=style.color, marker="o" if ls == DEB else None)
             ax.fill_between(x, mn, mx, color=style.color, alpha=0.15, lw=0)
         ax.set_yscale("log")
         if log_x:
             ax.set_xscale("symlog", linthresh=0.05)
         ax.set_title(style.label)
         ax.set_xlabel("epoch")
-    axes[0][0].set_ylabel("vMF concentration $\\kappa$ (log scale)")
-    axes[0][-1].legend(loc="best")
-    fig.tight_layout()
+        ax.set_ylabel("$\\kappa$ (log scale)")
+    keys = [
+        Line2D([], [], ls=RAW, color=REFERENCE_COLOR, label="raw $\\hat\\kappa$"),
+        Line2D([], [], ls=DEB, color=REFERENCE_COLOR, marker="o", label="debiased $\\hat\\kappa$"),
+        Patch(color=QUANTITY_COLORS["null"], label=f"uniform null band (raw, {_band()})"),
+    ]
+    _legend_below(fig, keys, [k.get_label() for k in keys], ncol=3)
     return fig
 
 
 def quantities_vs_epoch(df: pd.DataFrame):
     """GS (1/SNR), GNS (CV of norms) and DU (1/kappa, debiased) against epoch, one panel per
-    quantity, one line per model."""
+    quantity (two per row), one line per model; the model legend below the panels."""
     models = list(_by_model(df))
     cols = [
         ("gs", "GS = 1/SNR"),
         ("gns", "GNS = CV of $|g|$"),
         ("du", "DU = $1/\\hat\\kappa_{\\rm debiased}$"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.0), squeeze=False)
-    for ax, (col, lab) in zip(axes[0], cols):
+    fig, axes = _panels(len(cols), 3.0)
+    for ax, (col, lab) in zip(axes, cols):
         for m, g in models:
             style = model_style(m)
             g = g.assign(du=1.0 / g["kappa_debiased"].where(g["kappa_debiased"] > 0))
@@ -182,8 +216,8 @@ def quantities_vs_epoch(df: pd.DataFrame):
         ax.set_xlabel("epoch")
         ax.set_ylabel(lab)
         ax.set_yscale("log")
-    axes[0][0].legend()
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels, ncol=min(4, len(labels)))
     return fig
 
 
@@ -195,7 +229,7 @@ def scatter_with_r(
     from scipy import stats as sps
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(4.2, 3.4))
+        fig, ax = plt.subplots(figsize=(NARROW, 3.4))
     else:
         fig = ax.figure
     for m, g in _by_model(df):
@@ -216,14 +250,14 @@ def scatter_with_r(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend()
     return fig
 
 
 def claim_b_scatter(df: pd.DataFrame):
     """GS against DU (left) and against GNS (right) over all measurement points; ``df`` has
     columns gs, du (1/raw kappa), gns and model."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
     gs = "GS = 1/SNR"
     scatter_with_r(df, "du", "gs", xlabel="DU = $1/\\hat\\kappa$ (raw)", ylabel=gs, ax=ax1)
     scatter_with_r(df, "gns", "gs", xlabel="GNS = CV of gradient norms", ylabel=gs, ax=ax2)
@@ -247,7 +281,7 @@ def variance_shares(pooled: pd.DataFrame, per_run: pd.DataFrame):
     interval as a whisker, and each run's share (columns model, share_<term> of
     ``per_run``) as a dot."""
     models = [m for m, _ in _by_model(pooled)]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), 3.4))
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 1.6 + 1.5 * len(models)), 3.4))
     width = 0.8 / len(SHARE_TERMS)
     for j, (term, (label, color)) in enumerate(SHARE_TERMS.items()):
         rows = pooled[pooled["term"] == term].set_index("model").reindex(models)
@@ -262,28 +296,215 @@ def variance_shares(pooled: pd.DataFrame, per_run: pd.DataFrame):
     ax.set_xticks(np.arange(len(models)), [model_style(m).label for m in models])
     ax.set_xlabel("model")
     ax.set_ylabel("share of Var[log(1 + (m−1)/m GS²)]")
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
 
-def layer_kappa(layers: pd.DataFrame, model: str, *, col: str = "kappa_debiased"):
-    """Per-layer kappa against epoch for one model (mean over seeds), one line per tensor,
-    each normalised by its own null-band median so layers of different d are comparable."""
-    g = layers[layers["model"] == model]
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    names = list(dict.fromkeys(g["layer"]))
-    cmap = plt.get_cmap("viridis", max(2, len(names)))
-    for i, name in enumerate(names):
-        h = g[g["layer"] == name]
-        x, mean, _, _ = _mean_band(h.assign(rel=h[col] / h["null_median"]), "rel")
-        ax.plot(x, mean, color=cmap(i), label=f"{name} (d={int(h['d'].iloc[0])})")
-    ax.axhline(1.0, color="0.5", lw=1, ls=":", label="uniform (raw median)")
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"$\\hat\\kappa$ / null median ({'debiased' if 'deb' in col else 'raw'})")
-    ax.set_title(f"{model_style(model).label}: per-layer concentration")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+def placeholder(text: str):
+    """A small figure that only says ``text`` (for a numbered figure whose data are missing)."""
+    fig, ax = plt.subplots(figsize=(NARROW, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+#: Line style of a parameter tensor by its kind (the last part of its name).
+TENSOR_STYLES = {"weight": "-", "bias": "--"}
+#: Colour map of a tensor's depth in its network (first layer dark, last light).
+DEPTH_CMAP = "viridis"
+
+
+def layer_kappa(layers: pd.DataFrame, models=None, *, col: str = "kappa_debiased"):
+    """Per-layer kappa against epoch, one panel per model (two per row): for each parameter
+    tensor, its kappa (mean over seeds) divided by the median raw kappa of uniform
+    directions of its dimension, on a log axis. Colour: the tensor's depth in the network
+    (its module's position, first dark, last light); line style: weight or bias. A mean
+    that is not positive (the debiased estimate is clipped at 0) has no place on a log
+    axis: it is marked by an open triangle at the bottom of the panel."""
+    from matplotlib.transforms import blended_transform_factory
+
+    if models is None:
+        models = [m for m, _ in _by_model(layers)]
+    elif isinstance(models, str):
+        models = [models]
+    fig, axes = _panels(len(models), 3.2)
+    cmap = plt.get_cmap(DEPTH_CMAP)
+    for ax, model in zip(axes, models):
+        g = layers[layers["model"] == model]
+        names = list(dict.fromkeys(g["layer"]))
+        modules = list(dict.fromkeys(n.rsplit(".", 1)[0] for n in names))
+        floor = blended_transform_factory(ax.transData, ax.transAxes)
+        for name in names:
+            h = g[g["layer"] == name]
+            module, kind = (name.rsplit(".", 1) + [""])[:2]
+            depth = modules.index(module) / max(1, len(modules) - 1)
+            x, mean, _, _ = _mean_band(h.assign(rel=h[col] / h["null_median"]), "rel")
+            color = cmap(0.85 * depth)
+            ax.plot(x, _positive(mean), TENSOR_STYLES.get(kind, ":"), color=color, lw=1.4)
+            zero = mean <= 0
+            if zero.any():
+                ax.plot(
+                    x[zero],
+                    np.full(zero.sum(), 0.03),
+                    "v",
+                    mfc="none",
+                    color=color,
+                    transform=floor,
+                    clip_on=False,
+                )
+        ax.axhline(1.0, color="0.35", lw=1.2, ls=":")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("$\\hat\\kappa$ / null median")
+        ax.set_title(model_style(model).label)
+    kind = "debiased" if "deb" in col else "raw"
+    keys = [
+        Line2D([], [], ls=ls, color=REFERENCE_COLOR, label=k) for k, ls in TENSOR_STYLES.items()
+    ]
+    keys += [
+        Line2D([], [], ls=":", color="0.35", label="uniform directions (null median)"),
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker="v",
+            mfc="none",
+            color=REFERENCE_COLOR,
+            label=f"{kind} $\\hat\\kappa$ = 0",
+        ),
+    ]
+    keys += [
+        Line2D([], [], color=cmap(0.0), label="first layer"),
+        Line2D([], [], color=cmap(0.85), label="last layer"),
+    ]
+    _legend_below(fig, keys, [k.get_label() for k in keys], ncol=3)
+    return fig
+
+
+# --- what drives directional uniformity ------------------------------------------------------
+#: Colour maps of the batch-size and the learning-rate series.
+BATCH_CMAP, LR_CMAP = "viridis", "plasma"
+#: Colour map of the common training-loss levels.
+LEVEL_CMAP = "cividis"
+
+
+def _null_band(ax, null: pd.DataFrame, label: bool = True) -> None:
+    """Shade everything below max null_hi, the top of the debiased estimate's band for
+    uniform directions (call :func:`_fit_log_ylim` after plotting the data)."""
+    hi = float(null["null_hi"].max())
+    ax.axhspan(1e-300, hi, color=QUANTITY_COLORS["null"], alpha=0.5, lw=0)
+    ax.axhline(hi, ls=":", color="0.45", lw=1.2, label="uniform null (debiased)" if label else None)
+
+
+def _fit_log_ylim(ax, null: pd.DataFrame, *values) -> None:
+    """Log y-limits around the data and the top of the null band (the shaded band reaches
+    down to 0, which would otherwise stretch the axis over many decades)."""
+    hi = float(null["null_hi"].max())
+    v = np.concatenate([_positive(x).ravel() for x in values] + [np.array([hi])])
+    v = v[np.isfinite(v) & (v > 0)]
+    ax.set_ylim(v.min() / 3, v.max() * 3)
+
+
+def _positive(values) -> np.ndarray:
+    """Values with non-positive entries as NaN (for log axes)."""
+    v = np.asarray(values, dtype=float)
+    return np.where(v > 0, v, np.nan)
+
+
+def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
+    """Left: debiased kappa against training loss, one colour per batch size (mean over
+    seeds). Right: kappa at the common loss levels against b (dots: runs; lines: mean),
+    next to the toy model's prediction anchored at the reference b (dashed)."""
+    colors = _sequence_colors(b_series["batch_size"], BATCH_CMAP, 0.85)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+    _null_band(ax, null)
+    for b, c in colors.items():
+        g = b_series[(b_series["batch_size"] == b) & (b_series["step"] > 0)]
+        x, mean, _, _ = _mean_band(g, "kappa_debiased", x="step")
+        loss = g.groupby("step")["train_loss"].mean().to_numpy()
+        ax.plot(loss, _positive(mean), DEB, color=c, marker="o", label=f"b = {b}")
+    ax.set(xscale="log", yscale="log", xlabel="training loss", ylabel=r"debiased $\hat\kappa$")
+    _fit_log_ylim(ax, null, b_series["kappa_debiased"])
+    ax.invert_xaxis()
+    ax.legend()
+    _null_band(ax2, null, label=False)
+    levels = _sequence_colors(at_loss["loss"], LEVEL_CMAP, 0.85)
+    for loss, c in levels.items():
+        g = at_loss[at_loss["loss"] == loss]
+        ax2.scatter(g["batch_size"], _positive(g["kappa"]), color=c, s=14, alpha=0.7)
+        mean = g.groupby("batch_size")["kappa"].mean()
+        ax2.plot(mean.index, _positive(mean), color=c, label=f"loss {loss:.3g}")
+        p = b_pred[b_pred["loss"] == loss]
+        ax2.plot(p["batch_size"], p["kappa_toy"], "--", color=c, lw=1)
+    ax2.plot([], [], "--", color=REFERENCE_COLOR, lw=1, label="toy model")
+    ax2.set(xscale="log", yscale="log", xlabel="minibatch size $b$")
+    ax2.set_ylabel(r"debiased $\hat\kappa$ at that loss")
+    _fit_log_ylim(ax2, null, at_loss["kappa"], b_pred["kappa_toy"])
+    _plain_ticks(ax2.xaxis)
+    ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax2.set_xticks(sorted(at_loss["batch_size"].unique()))
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def kappa_vs_lr(lr_series: pd.DataFrame, lr_late: pd.DataFrame, toy_lr: pd.DataFrame, null):
+    """Left: debiased kappa over training, one colour per learning rate (mean over seeds,
+    shaded range). Right: late kappa against the learning rate (dots: runs), next to the
+    toy model's late kappa rescaled to the networks' at the middle learning rate
+    (dashed: only the slope is a prediction)."""
+    colors = _sequence_colors(lr_series["lr"], LR_CMAP, 0.8)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+    _null_band(ax, null)
+    for lr, c in colors.items():
+        g = lr_series[lr_series["lr"] == lr]
+        x, mean, mn, mx = _mean_band(g, "kappa_debiased")
+        ax.plot(x, _positive(mean), DEB, color=c, marker="o", label=f"lr = {lr:g}")
+        ax.fill_between(x, _positive(mn), _positive(mx), color=c, alpha=0.15, lw=0)
+    ax.set(yscale="log", xlabel="epoch", ylabel=r"debiased $\hat\kappa$")
+    _fit_log_ylim(ax, null, lr_series["kappa_debiased"])
+    ax.legend()
+    _null_band(ax2, null, label=False)
+    for lr, c in colors.items():
+        g = lr_late[lr_late["lr"] == lr]
+        ax2.scatter(g["lr"], _positive(g["kappa"]), color=c, s=18)
+    mean = lr_late.groupby("lr")["kappa"].mean()
+    ax2.plot(mean.index, _positive(mean), color=REFERENCE_COLOR, label="networks (mean)")
+    mid = toy_lr["lr"].iloc[len(toy_lr) // 2]
+    scale = mean.get(mid, np.nan) / toy_lr["kappa_population"].iloc[len(toy_lr) // 2]
+    ax2.plot(toy_lr["lr"], toy_lr["kappa_population"] * scale, "--", color=REFERENCE_COLOR)
+    ax2.plot([], [], "--", color=REFERENCE_COLOR, label="toy model (rescaled)")
+    ax2.set(xscale="log", yscale="log", xlabel="learning rate")
+    ax2.set_ylabel(r"late debiased $\hat\kappa$")
+    _fit_log_ylim(ax2, null, lr_late["kappa"], toy_lr["kappa_population"] * scale)
+    _plain_ticks(ax2.xaxis)
+    ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax2.set_xticks(sorted(lr_late["lr"].unique()))
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def noise_over_training(b_series: pd.DataFrame, lr_series: pd.DataFrame):
+    """GS (left) and B_simple (right) against epoch for every setting of the grid (mean over
+    seeds); the right panel says so when the runs did not measure B_simple."""
+    both = pd.concat([b_series, lr_series]).drop_duplicates(["run", "step"])
+    settings = sorted({(int(b), float(lr)) for b, lr in zip(both["batch_size"], both["lr"])})
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    panels = (("gs", "GS = 1/SNR"), ("b_simple", r"$B_{\rm simple} = {\rm tr}\,\Sigma/|G|^2$"))
+    for ax, (col, label) in zip(axes, panels):
+        ax.set(xlabel="epoch", ylabel=label)
+        if col not in both or both[col].isna().all():
+            ax.text(0.5, 0.5, "not measured in these runs", ha="center", transform=ax.transAxes)
+            continue
+        for i, (b, lr) in enumerate(settings):
+            g = both[(both["batch_size"] == b) & (both["lr"] == lr)]
+            x, mean, _, _ = _mean_band(g, col)
+            ax.plot(x, _positive(mean), color=cmap(i % 10), label=f"b = {b}, lr = {lr:g}")
+        ax.set_yscale("log")
+    axes[0].legend()
     fig.tight_layout()
     return fig
 
@@ -302,7 +523,7 @@ def raw_bias(cells: pd.DataFrame):
     """
     uni, vm = cells[cells["case"] == "uniform"], cells[cells["case"] == "vmf"]
     colors = _sequence_colors(cells["m"], "viridis", 0.85)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
     for m, c in colors.items():
         g = uni[uni["m"] == m]
         ax.errorbar(
@@ -341,7 +562,7 @@ def raw_bias(cells: pd.DataFrame):
         title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$",
     )
     _plain_ticks(ax2.yaxis)
-    ax2.legend(fontsize=7, loc="center right")
+    ax2.legend(loc="center right")
     fig.tight_layout()
     return fig
 
@@ -351,7 +572,7 @@ def debiasing(cells: pd.DataFrame):
     one colour per d, on the vMF cells of ``cells`` (columns as for :func:`raw_bias`, plus
     deb, deb_se)."""
     vm = cells[cells["case"] == "vmf"]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig, ax = plt.subplots(figsize=(NARROW, 3.6))
     for d, c in _sequence_colors(vm["d"], "plasma", 0.85).items():
         g = vm[vm["d"] == d]
         t = g["kappa_true"]
@@ -378,7 +599,7 @@ def debiasing(cells: pd.DataFrame):
         title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$ (error bars: 2 s.e.)",
     )
     _plain_ticks(ax.yaxis)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(ncol=2)
     fig.tight_layout()
     return fig
 
@@ -390,7 +611,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
     column p; m directions each) against Uniform(0, 1). ``coverage``: columns d, m, mean,
     count."""
     nominal = NULL_BAND[-1] - NULL_BAND[0]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
     half = 1.96 * np.sqrt(nominal * (1 - nominal) / coverage["count"].min())
     ax.axhspan(
         nominal - half,
@@ -412,7 +633,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
         ylabel="fraction of raw $\\hat\\kappa$ in the band",
         title=f"coverage of the {NULL_BAND[0]:.1%}-{NULL_BAND[-1]:.1%} null band",
     )
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(loc="lower right")
     q = np.sort(rayleigh_p["p"].to_numpy())
     ax2.plot(
         q,
@@ -426,7 +647,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
         ylabel="empirical CDF",
         title="Rayleigh p-values under uniformity",
     )
-    ax2.legend(fontsize=8, loc="upper left")
+    ax2.legend(loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -434,7 +655,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
 def scipy_comparison(sp: pd.DataFrame, *, n: int):
     """SciPy's and vmflib's (raw, debiased) kappa relative to the true kappa = d, against d;
     ``sp``: columns d, kappa_true, kappa_scipy, kappa_raw, kappa_debiased; n draws per d."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    fig, ax = plt.subplots(figsize=(NARROW, 3.4))
     rel = {c: sp[c] / sp["kappa_true"] for c in ("kappa_scipy", "kappa_raw", "kappa_debiased")}
     du = QUANTITY_COLORS["du"]
     ax.plot(
@@ -458,7 +679,7 @@ def scipy_comparison(sp: pd.DataFrame, *, n: int):
         ylabel=r"$\hat\kappa$ / true $\kappa$ (true $\kappa = d$)",
         title=f"{n} vMF draws per dimension",
     )
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -474,7 +695,7 @@ def bessel_accuracy(by_d: pd.DataFrame, *, specified_rtol: float):
     ``by_d``: columns d, bessel_max_err, mle_max_err, naive_fail_share."""
     eps = np.finfo(float).eps
     floor = eps / 10
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
     ax.plot(
         by_d["d"],
         np.maximum(by_d["bessel_max_err"], floor),
@@ -491,8 +712,8 @@ def bessel_accuracy(by_d: pd.DataFrame, *, specified_rtol: float):
     )
     ax.axhline(specified_rtol, color=REFERENCE_COLOR, lw=1, ls="--")
     ax.axhline(eps, color=REFERENCE_COLOR, lw=1, ls=":")
-    ax.text(2, 1.6 * specified_rtol, f"specification {specified_rtol:g}", fontsize=7)
-    ax.text(2, 1.4 * eps, "machine epsilon", fontsize=7)
+    ax.text(2, 1.6 * specified_rtol, f"specification {specified_rtol:g}", fontsize=10)
+    ax.text(2, 1.4 * eps, "machine epsilon", fontsize=10)
     ax.set(
         xscale="log",
         yscale="log",
@@ -501,7 +722,7 @@ def bessel_accuracy(by_d: pd.DataFrame, *, specified_rtol: float):
         ylabel="relative error vs 40-digit reference",
         title="vmflib",
     )
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(loc="center right")
     pos = np.arange(len(by_d))
     ax2.bar(pos, by_d["naive_fail_share"], color=QUANTITY_COLORS["gns"])
     ax2.set_xticks(pos, [_dim_label(d) for d in by_d["d"]], rotation=45)
@@ -519,7 +740,7 @@ def bessel_accuracy(by_d: pd.DataFrame, *, specified_rtol: float):
 def toy_signal_noise(runs: pd.DataFrame, *, n: int):
     """Signal |grad L|^2 (solid) and noise tr C_b (dotted) along SGD, one colour per batch
     size; ``runs``: columns b, step, grad_norm, trace_cov, d (as toy.sgd_trajectory); n: N."""
-    fig, ax = plt.subplots(figsize=(5.4, 3.5))
+    fig, ax = plt.subplots(figsize=(NARROW, 3.5))
     for b, c in _sequence_colors(runs["b"], "viridis", 0.8).items():
         g = runs[runs["b"] == b]
         ax.plot(g["step"], g["trace_cov"], ":", color=c)
@@ -533,7 +754,7 @@ def toy_signal_noise(runs: pd.DataFrame, *, n: int):
         ylabel="squared gradient norm",
         title=f"signal and noise of $g_B$ (N = {n}, d = {runs['d'].iloc[0]})",
     )
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(ncol=2)
     fig.tight_layout()
     return fig
 
@@ -594,25 +815,22 @@ def _toy_kappa_panel(ax, g: pd.DataFrame) -> None:
 
 def toy_kappa(runs: pd.DataFrame):
     """Measured raw and debiased kappa along SGD next to the predicted raw estimate, the
-    population kappa* and the uniform null band; one panel per batch size. ``runs``: as
-    toy.sgd_trajectory returns it (one run per b)."""
+    population kappa* and the uniform null band; one panel per batch size (two per row),
+    one legend below. ``runs``: as toy.sgd_trajectory returns it (one run per b)."""
     sizes = sorted(set(runs["b"]))
-    fig, axes = plt.subplots(1, len(sizes), figsize=(3.4 * len(sizes), 3.6), squeeze=False)
-    for ax, b in zip(axes[0], sizes):
+    fig, axes = _panels(len(sizes), 3.4)
+    for ax, b in zip(axes, sizes):
         _toy_kappa_panel(ax, runs[runs["b"] == b])
-    axes[0][0].set_ylabel(r"vMF concentration $\kappa$")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.0)
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        ax.set_ylabel(r"vMF concentration $\kappa$")
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels, ncol=2)
     return fig
 
 
 def toy_snr_vs_rbar(runs: pd.DataFrame, identity: pd.DataFrame):
     """SNR against raw Rbar of every measurement (one colour per batch size) next to the
     constant-norm identity (``identity``: columns rbar, snr); ``runs`` has b, rbar, snr, m."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    fig, ax = plt.subplots(figsize=(NARROW, 3.6))
     for b, c in _sequence_colors(runs["b"], "viridis", 0.8).items():
         g = runs[runs["b"] == b]
         ax.scatter(g["rbar"], g["snr"], s=16, color=c, label=f"measured, b = {b}")
@@ -632,6 +850,6 @@ def toy_snr_vs_rbar(runs: pd.DataFrame, identity: pd.DataFrame):
         title=f"all measurements, m = {runs['m'].iloc[0]}",
     )
     _plain_ticks(ax.xaxis, ax.yaxis)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig

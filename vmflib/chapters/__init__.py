@@ -3,7 +3,9 @@
 Each module exposes ``compute(...) -> ChapterResult``: the chapter's tables (DataFrames that
 the figure functions of :mod:`vmflib.plots` draw and the notebook displays) and the numbers
 its prose quotes (glued by name with myst-nb). A chapter notebook keeps its prose, its
-papermill parameters, one ``compute`` call, the figure calls and :func:`glue_numbers`.
+papermill parameters, one ``compute`` call, the figure calls and :func:`glue_numbers`;
+:func:`glue_figure` hands a figure to the prose's numbered ``{glue:figure}``, :func:`table`
+shows a table (model labels, formatted numbers, no index).
 
 Modules: :mod:`.vmf_estimation` (estimating kappa in high dimension), :mod:`.toy_model`
 (the least-squares model), :mod:`.claim_a` and :mod:`.claim_b` (the verdicts on the runs).
@@ -56,6 +58,45 @@ def glue_numbers(result: ChapterResult) -> None:
 
     for name, value in result.numbers.items():
         glue(name, value, display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue ``fig`` under ``name`` for the prose's ``{glue:figure}`` directive (which numbers
+    and captions it) and close it, so that the cell itself shows nothing."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def format_number(value, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, in plain notation from 1e-3 to 1e6
+    (thousands separated: 3,162; 0.0204; 25.4), else scientific (1.2e-08); ints as they are."""
+    if isinstance(value, numbers.Integral) or isinstance(value, str):
+        return f"{value:,}" if isinstance(value, numbers.Integral) else value
+    v = float(value)
+    if not np.isfinite(v) or v == 0:
+        return f"{v:g}"
+    magnitude = int(np.floor(np.log10(abs(v))))
+    if not -3 <= magnitude < 6:
+        return f"{v:.{digits - 1}e}"
+    return f"{v:,.{max(0, digits - 1 - magnitude)}f}"
+
+
+def table(df: pd.DataFrame, labels: dict | None = None, digits: int = 3):
+    """``df`` for display: columns renamed by ``labels``, models by their labels
+    (:func:`vmflib.plots.model_style`), floats to ``digits`` significant digits
+    (:func:`format_number`), no index column. Returns a pandas Styler."""
+    from ..plots import model_style
+
+    shown = df.reset_index(drop=True)
+    if "model" in shown:
+        shown["model"] = [model_style(m).label for m in shown["model"]]
+    floats = [c for c in shown if pd.api.types.is_float_dtype(shown[c])]
+    styler = shown.rename(columns=labels or {}).style.hide(axis="index")
+    renamed = [(labels or {}).get(c, c) for c in floats]
+    return styler.format(lambda v: format_number(v, digits), subset=renamed)
 
 
 #: Run statuses whose measurements the results chapters use.

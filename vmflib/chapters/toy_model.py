@@ -25,6 +25,14 @@ from . import ChapterResult
 NOISE_QUANTILES = (0.16, 0.5, 0.84)
 #: Measurements from steps >= steps // LATE_FRACTION count as late.
 LATE_FRACTION = 3
+#: Column headings of the displayed ``predictions`` table.
+COLUMN_LABELS = {
+    "rho": "ρ",
+    "|E u|^2 (order 2)": "|E u|² (order 2)",
+    "kappa*": "κ*",
+    "E raw kappa": "predicted raw κ̂",
+    "tr Sigma": "tr Σ",
+}
 
 
 def compute(

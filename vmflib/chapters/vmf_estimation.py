@@ -28,6 +28,18 @@ from .. import reference, vmf
 from ..stats import NULL_BAND
 from . import ChapterResult
 
+#: Column headings of the displayed tables (``uniform_bias``, ``scipy``).
+COLUMN_LABELS = {
+    "raw": "mean raw κ̂",
+    "raw_se": "its s.e.",
+    "d_over_sqrt_m": "d/√m",
+    "raw_predicted": "predicted raw κ̂",
+    "kappa_true": "true κ",
+    "kappa_scipy": "SciPy κ̂",
+    "kappa_raw": "vmflib raw κ̂",
+    "kappa_debiased": "vmflib debiased κ̂",
+    "scipy_warnings": "SciPy warnings",
+}
 #: The bias of the uniform raw estimate is compared with d / sqrt(m) from this d on.
 BIAS_RATIO_MIN_D = 1000
 #: The plug-in prediction and the debiased estimate are assessed from this d on.
