@@ -284,3 +284,19 @@ def test_claim_b_without_the_term_columns_says_so():
     assert res.tables["shares"].empty and res.tables["share_summary"].empty
     assert list(res.tables["verdicts"]["share_verdict"]) == ["n/a"] * 2
     assert list(res.tables["verdicts"]["verdict"]) == list(res.tables["verdicts"]["corr_verdict"])
+
+
+def test_tables_show_labels_formatted_numbers_and_no_index():
+    from vmflib.chapters import format_number, table
+
+    df = pd.DataFrame({"model": ["cnn_bn", "fnn"], "seeds": [3, 1234], "k": [3162.28, 0.020417]})
+    html = table(df, {"k": "κ"}).to_html()
+    assert "CNN-BN" in html and "cnn_bn" not in html and ">κ<" in html
+    assert "3,162" in html and "0.0204" in html and "1,234" in html
+    assert "row_heading" not in html  # no index column
+    assert [format_number(v) for v in (1.234e-8, 0.0, 25.39, 113.03)] == [
+        "1.23e-08",
+        "0",
+        "25.4",
+        "113",
+    ]

@@ -176,7 +176,7 @@ def test_null_band_check(vmf_tables):
     fig = plots.null_band_check(vmf_tables["coverage"], vmf_tables["rayleigh_p"], m=8)
     left, right = fig.axes
     assert len(left.lines) == len(VMF_PARAMS["ms"]) and len(left.patches) == 1
-    assert left.get_title() == "coverage of the 2.5%-97.5% null band"
+    assert left.get_title() == "coverage of the 95% null band"
     assert len(right.lines) == 2 and right.get_xlabel() == "Rayleigh p-value"
     assert labelled(left) and labelled(right)
 

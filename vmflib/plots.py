@@ -141,6 +141,14 @@ def _plain_ticks(*axes) -> None:
         axis.set_minor_formatter(PLAIN)
 
 
+def _plain_log_y(ax) -> None:
+    """Plain tick labels (900, 0.002) on a log y-axis; minor ones only within 1.5 decades."""
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_formatter(PLAIN)
+    narrow = lo > 0 and np.log10(hi / lo) < 1.5
+    ax.yaxis.set_minor_formatter(PLAIN if narrow else mticker.NullFormatter())
+
+
 def _panels(n: int, height: float = 3.4):
     """A figure with ``n`` panels, at most two per row (``height`` inches per row); returns
     (figure, the n axes in reading order). A spare cell of an odd grid is removed."""
@@ -187,6 +195,7 @@ def kappa_curves(df: pd.DataFrame, *, log_x: bool = False):
         ax.set_title(style.label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("$\\kappa$ (log scale)")
+        _plain_log_y(ax)
     keys = [
         Line2D([], [], ls=RAW, color=REFERENCE_COLOR, label="raw $\\hat\\kappa$"),
         Line2D([], [], ls=DEB, color=REFERENCE_COLOR, marker="o", label="debiased $\\hat\\kappa$"),
@@ -216,6 +225,7 @@ def quantities_vs_epoch(df: pd.DataFrame):
         ax.set_xlabel("epoch")
         ax.set_ylabel(lab)
         ax.set_yscale("log")
+        _plain_log_y(ax)
     handles, labels = axes[0].get_legend_handles_labels()
     _legend_below(fig, handles, labels, ncol=min(4, len(labels)))
     return fig
@@ -355,6 +365,7 @@ def layer_kappa(layers: pd.DataFrame, models=None, *, col: str = "kappa_debiased
                 )
         ax.axhline(1.0, color="0.35", lw=1.2, ls=":")
         ax.set_yscale("log")
+        _plain_log_y(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("$\\hat\\kappa$ / null median")
         ax.set_title(model_style(model).label)
@@ -542,7 +553,7 @@ def raw_bias(cells: pd.DataFrame):
             label=f"m = {m}",
         )
         ax2.plot(g["d"], g["raw_predicted"] / t, ":", color=c, lw=1)
-    ax.plot([], [], ":", color=REFERENCE_COLOR, lw=1, label=r"$d/\sqrt{m}$")
+    ax.plot([], [], ":", color=REFERENCE_COLOR, lw=1, label=r"$d/\sqrt{m}$ (left)")
     ax.set(
         xscale="log",
         yscale="log",
@@ -550,8 +561,7 @@ def raw_bias(cells: pd.DataFrame):
         ylabel=r"mean raw $\hat\kappa$ (true $\kappa = 0$)",
         title="uniform directions",
     )
-    ax.legend()
-    prediction = r"$A_d^{-1}(\sqrt{1/m + (1-1/m)A_d(\kappa)^2})$"
+    prediction = r"$A_d^{-1}(\sqrt{1/m + (1-1/m)A_d(\kappa)^2})$ (right)"
     ax2.plot([], [], ":", color=REFERENCE_COLOR, lw=1, label=prediction)
     ax2.axhline(1.0, color=REFERENCE_COLOR, lw=1)
     ax2.set(
@@ -562,8 +572,10 @@ def raw_bias(cells: pd.DataFrame):
         title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$",
     )
     _plain_ticks(ax2.yaxis)
-    ax2.legend(loc="center right")
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_below(
+        fig, handles + ax2.get_legend_handles_labels()[0][-1:], labels + [prediction], ncol=3
+    )
     return fig
 
 
@@ -599,8 +611,7 @@ def debiasing(cells: pd.DataFrame):
         title=rf"vMF with $\kappa = {_kappa_over_d(vm):g}\,d$ (error bars: 2 s.e.)",
     )
     _plain_ticks(ax.yaxis)
-    ax.legend(ncol=2)
-    fig.tight_layout()
+    _legend_below(fig, *ax.get_legend_handles_labels(), ncol=3)
     return fig
 
 
@@ -631,7 +642,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
         ylim=(0.75, 1.02),
         xlabel="dimension $d$",
         ylabel="fraction of raw $\\hat\\kappa$ in the band",
-        title=f"coverage of the {NULL_BAND[0]:.1%}-{NULL_BAND[-1]:.1%} null band",
+        title=f"coverage of the {_band()} null band",
     )
     ax.legend(loc="lower right")
     q = np.sort(rayleigh_p["p"].to_numpy())
@@ -645,7 +656,7 @@ def null_band_check(coverage: pd.DataFrame, rayleigh_p: pd.DataFrame, *, m: int)
     ax2.set(
         xlabel="Rayleigh p-value",
         ylabel="empirical CDF",
-        title="Rayleigh p-values under uniformity",
+        title="Rayleigh p-values, uniform data",
     )
     ax2.legend(loc="upper left")
     fig.tight_layout()

@@ -72,30 +72,49 @@ def glue_figure(name: str, fig) -> None:
 
 def format_number(value, digits: int = 3) -> str:
     """``value`` with ``digits`` significant digits, in plain notation from 1e-3 to 1e6
-    (thousands separated: 3,162; 0.0204; 25.4), else scientific (1.2e-08); ints as they are."""
-    if isinstance(value, numbers.Integral) or isinstance(value, str):
-        return f"{value:,}" if isinstance(value, numbers.Integral) else value
+    (thousands separated: 3,162; 0.0204; 25.4), else scientific (1.2e-08); integers, and
+    floats with an integer value below 1e6, whole with thousands separators (10,000)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return f"{value:,}"
+
     v = float(value)
     if not np.isfinite(v) or v == 0:
         return f"{v:g}"
+    if v.is_integer() and abs(v) < 1e6:
+        return f"{int(v):,}"
     magnitude = int(np.floor(np.log10(abs(v))))
     if not -3 <= magnitude < 6:
         return f"{v:.{digits - 1}e}"
     return f"{v:,.{max(0, digits - 1 - magnitude)}f}"
 
 
+#: CSS of a displayed table: room between the columns, a rule under the header.
+TABLE_STYLES = [
+    {"selector": "th, td", "props": "padding: 0.2em 0.9em;"},
+    {"selector": "thead th", "props": "border-bottom: 1px solid currentColor;"},
+]
+
+
 def table(df: pd.DataFrame, labels: dict | None = None, digits: int = 3):
     """``df`` for display: columns renamed by ``labels``, models by their labels
-    (:func:`vmflib.plots.model_style`), floats to ``digits`` significant digits
-    (:func:`format_number`), no index column. Returns a pandas Styler."""
+    (:func:`vmflib.plots.model_style`), numbers to ``digits`` significant digits
+    (:func:`format_number`; integers whole, thousands separated), no index column.
+    Returns a pandas Styler."""
     from ..plots import model_style
 
     shown = df.reset_index(drop=True)
     if "model" in shown:
         shown["model"] = [model_style(m).label for m in shown["model"]]
-    floats = [c for c in shown if pd.api.types.is_float_dtype(shown[c])]
+    numeric = [
+        c
+        for c in shown
+        if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
+    ]
     styler = shown.rename(columns=labels or {}).style.hide(axis="index")
-    renamed = [(labels or {}).get(c, c) for c in floats]
+    styler = styler.set_table_styles(TABLE_STYLES)
+    renamed = [(labels or {}).get(c, c) for c in numeric]
     return styler.format(lambda v: format_number(v, digits), subset=renamed)
 
 
