@@ -141,12 +141,26 @@ def _plain_ticks(*axes) -> None:
         axis.set_minor_formatter(PLAIN)
 
 
+def _plain_log(axis, lo: float, hi: float) -> None:
+    """Plain tick labels (900, 0.002) on a log axis spanning [lo, hi]: minor ticks are
+    labelled too within half a decade, those at 2 and 5 times a power of ten within 1.5."""
+    axis.set_major_formatter(PLAIN)
+    decades = np.log10(hi / lo) if lo > 0 else np.inf
+    shown = None if decades < 0.5 else (2, 5)
+
+    def minor(v, _):
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
+        return f"{v:g}" if shown is None or mantissa in shown else ""
+
+    if decades < 1.5:
+        axis.set_minor_formatter(mticker.FuncFormatter(minor))
+    else:
+        axis.set_minor_formatter(mticker.NullFormatter())
+
+
 def _plain_log_y(ax) -> None:
-    """Plain tick labels (900, 0.002) on a log y-axis; minor ones only within 1.5 decades."""
-    lo, hi = ax.get_ylim()
-    ax.yaxis.set_major_formatter(PLAIN)
-    narrow = lo > 0 and np.log10(hi / lo) < 1.5
-    ax.yaxis.set_minor_formatter(PLAIN if narrow else mticker.NullFormatter())
+    """:func:`_plain_log` on the y-axis of ``ax`` at its current limits."""
+    _plain_log(ax.yaxis, *ax.get_ylim())
 
 
 def _panels(n: int, height: float = 3.4):
@@ -163,9 +177,18 @@ def _panels(n: int, height: float = 3.4):
 
 
 def _legend_below(fig, handles, labels, ncol: int = 2) -> None:
-    """One legend for the whole figure, centred below its panels."""
-    fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 0.0))
+    """One legend for the whole figure: in the spare cell of a two-column grid with an odd
+    number of panels, else centred below the panels."""
     fig.tight_layout()
+    spec = fig.axes[-1].get_subplotspec()
+    grid = spec.get_gridspec()
+    nrows, ncols = grid.get_geometry()
+    if len(fig.axes) > 1 and ncols == 2 and spec.colspan.start == 0 and nrows > 1:
+        box = grid[nrows - 1, 1].get_position(fig)
+        centre = (box.x0 + box.width / 2, box.y0 + box.height / 2)
+        fig.legend(handles, labels, loc="center", bbox_to_anchor=centre)
+        return
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 0.0))
 
 
 # --- runs of the experiments -----------------------------------------------------------------
@@ -256,11 +279,13 @@ def scatter_with_r(
         ax.scatter(g[x], g[y], s=14, color=style.color, alpha=0.8, label=label)
     if logx:
         ax.set_xscale("log")
+        _plain_log(ax.xaxis, *ax.get_xlim())
     if logy:
         ax.set_yscale("log")
+        _plain_log_y(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return fig
 
 

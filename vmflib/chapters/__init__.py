@@ -92,7 +92,8 @@ def format_number(value, digits: int = 3) -> str:
 
 #: CSS of a displayed table: room between the columns, a rule under the header.
 TABLE_STYLES = [
-    {"selector": "th, td", "props": "padding: 0.2em 0.9em;"},
+    {"selector": "th, td", "props": "padding: 0.15em 0.5em;"},
+    {"selector": "td", "props": "white-space: nowrap;"},
     {"selector": "thead th", "props": "border-bottom: 1px solid currentColor;"},
 ]
 
