@@ -144,6 +144,7 @@ def _plain_ticks(*axes) -> None:
 def _plain_log(axis, lo: float, hi: float) -> None:
     """Plain tick labels (900, 0.002) on a log axis spanning [lo, hi]: minor ticks are
     labelled too within half a decade, those at 2 and 5 times a power of ten within 1.5."""
+    lo, hi = sorted((lo, hi))
     axis.set_major_formatter(PLAIN)
     decades = np.log10(hi / lo) if lo > 0 else np.inf
     shown = None if decades < 0.5 else (2, 5)
@@ -174,6 +175,11 @@ def _panels(n: int, height: float = 3.4):
     for ax in axes[n:]:
         ax.remove()
     return fig, axes[:n]
+
+
+def _legend_under(ax, ncol: int = 2) -> None:
+    """The legend of one panel, centred under its x-axis label."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol)
 
 
 def _legend_below(fig, handles, labels, ncol: int = 2) -> None:
@@ -285,7 +291,7 @@ def scatter_with_r(
         _plain_log_y(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    _legend_under(ax, ncol=1)
     return fig
 
 
@@ -440,6 +446,7 @@ def _fit_log_ylim(ax, null: pd.DataFrame, *values) -> None:
     v = np.concatenate([_positive(x).ravel() for x in values] + [np.array([hi])])
     v = v[np.isfinite(v) & (v > 0)]
     ax.set_ylim(v.min() / 3, v.max() * 3)
+    _plain_log(ax.yaxis, v.min() / 3, v.max() * 3)
 
 
 def _positive(values) -> np.ndarray:
@@ -462,8 +469,9 @@ def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
         ax.plot(loss, _positive(mean), DEB, color=c, marker="o", label=f"b = {b}")
     ax.set(xscale="log", yscale="log", xlabel="training loss", ylabel=r"debiased $\hat\kappa$")
     _fit_log_ylim(ax, null, b_series["kappa_debiased"])
+    _plain_log(ax.xaxis, *ax.get_xlim())
     ax.invert_xaxis()
-    ax.legend()
+    _legend_under(ax)
     _null_band(ax2, null, label=False)
     levels = _sequence_colors(at_loss["loss"], LEVEL_CMAP, 0.85)
     for loss, c in levels.items():
@@ -480,7 +488,7 @@ def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
     _plain_ticks(ax2.xaxis)
     ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax2.set_xticks(sorted(at_loss["batch_size"].unique()))
-    ax2.legend()
+    _legend_under(ax2)
     fig.tight_layout()
     return fig
 
@@ -500,7 +508,7 @@ def kappa_vs_lr(lr_series: pd.DataFrame, lr_late: pd.DataFrame, toy_lr: pd.DataF
         ax.fill_between(x, _positive(mn), _positive(mx), color=c, alpha=0.15, lw=0)
     ax.set(yscale="log", xlabel="epoch", ylabel=r"debiased $\hat\kappa$")
     _fit_log_ylim(ax, null, lr_series["kappa_debiased"])
-    ax.legend()
+    _legend_under(ax)
     _null_band(ax2, null, label=False)
     for lr, c in colors.items():
         g = lr_late[lr_late["lr"] == lr]
@@ -517,7 +525,7 @@ def kappa_vs_lr(lr_series: pd.DataFrame, lr_late: pd.DataFrame, toy_lr: pd.DataF
     _plain_ticks(ax2.xaxis)
     ax2.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax2.set_xticks(sorted(lr_late["lr"].unique()))
-    ax2.legend()
+    _legend_under(ax2, ncol=1)
     fig.tight_layout()
     return fig
 
@@ -540,8 +548,8 @@ def noise_over_training(b_series: pd.DataFrame, lr_series: pd.DataFrame):
             x, mean, _, _ = _mean_band(g, col)
             ax.plot(x, _positive(mean), color=cmap(i % 10), label=f"b = {b}, lr = {lr:g}")
         ax.set_yscale("log")
-    axes[0].legend()
-    fig.tight_layout()
+        _plain_log_y(ax)
+    _legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=3)
     return fig
 
 
