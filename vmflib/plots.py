@@ -337,7 +337,7 @@ def variance_shares(pooled: pd.DataFrame, per_run: pd.DataFrame):
     ax.set_xticks(np.arange(len(models)), [model_style(m).label for m in models])
     ax.set_xlabel("model")
     ax.set_ylabel("share of Var[log(1 + (m−1)/m GS²)]")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
     fig.tight_layout()
     return fig
 
