@@ -141,27 +141,32 @@ def _plain_ticks(*axes) -> None:
         axis.set_minor_formatter(PLAIN)
 
 
-def _plain_log(axis, lo: float, hi: float) -> None:
-    """Plain tick labels (900, 0.002) on a log axis spanning [lo, hi]: minor ticks are
-    labelled too within half a decade, those at 2 and 5 times a power of ten within 1.5."""
-    lo, hi = sorted((lo, hi))
+class _MinorLogLabels(mticker.Formatter):
+    """Plain labels for the minor ticks of a log axis, few enough not to collide: none over
+    1.5 decades, those at 2 and 5 times a power of ten over half a decade, else about four
+    evenly picked ticks."""
+
+    def __call__(self, x, pos=None):
+        lo, hi = sorted(self.axis.get_view_interval())
+        decades = np.log10(hi / lo) if lo > 0 else np.inf
+        if decades > 1.5 or x <= 0:
+            return ""
+        if decades > 0.5:
+            mantissa = round(x / 10 ** np.floor(np.log10(x)), 6)
+            return f"{x:g}" if mantissa in (2, 5) else ""
+        step = max(1, -(-len(self.locs) // 4))
+        return f"{x:.3g}" if pos is not None and pos % step == 0 else ""
+
+
+def _plain_log(axis) -> None:
+    """Plain tick labels (900, 0.002) on a log axis, minor ones by :class:`_MinorLogLabels`."""
     axis.set_major_formatter(PLAIN)
-    decades = np.log10(hi / lo) if lo > 0 else np.inf
-    shown = None if decades < 0.5 else (2, 5)
-
-    def minor(v, _):
-        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
-        return f"{v:g}" if shown is None or mantissa in shown else ""
-
-    if decades < 1.5:
-        axis.set_minor_formatter(mticker.FuncFormatter(minor))
-    else:
-        axis.set_minor_formatter(mticker.NullFormatter())
+    axis.set_minor_formatter(_MinorLogLabels())
 
 
 def _plain_log_y(ax) -> None:
-    """:func:`_plain_log` on the y-axis of ``ax`` at its current limits."""
-    _plain_log(ax.yaxis, *ax.get_ylim())
+    """:func:`_plain_log` on the y-axis of ``ax``."""
+    _plain_log(ax.yaxis)
 
 
 def _panels(n: int, height: float = 3.4):
@@ -285,7 +290,7 @@ def scatter_with_r(
         ax.scatter(g[x], g[y], s=14, color=style.color, alpha=0.8, label=label)
     if logx:
         ax.set_xscale("log")
-        _plain_log(ax.xaxis, *ax.get_xlim())
+        _plain_log(ax.xaxis)
     if logy:
         ax.set_yscale("log")
         _plain_log_y(ax)
@@ -446,7 +451,7 @@ def _fit_log_ylim(ax, null: pd.DataFrame, *values) -> None:
     v = np.concatenate([_positive(x).ravel() for x in values] + [np.array([hi])])
     v = v[np.isfinite(v) & (v > 0)]
     ax.set_ylim(v.min() / 3, v.max() * 3)
-    _plain_log(ax.yaxis, v.min() / 3, v.max() * 3)
+    _plain_log(ax.yaxis)
 
 
 def _positive(values) -> np.ndarray:
@@ -469,7 +474,7 @@ def kappa_vs_batch(b_series: pd.DataFrame, at_loss: pd.DataFrame, b_pred, null):
         ax.plot(loss, _positive(mean), DEB, color=c, marker="o", label=f"b = {b}")
     ax.set(xscale="log", yscale="log", xlabel="training loss", ylabel=r"debiased $\hat\kappa$")
     _fit_log_ylim(ax, null, b_series["kappa_debiased"])
-    _plain_log(ax.xaxis, *ax.get_xlim())
+    _plain_log(ax.xaxis)
     ax.invert_xaxis()
     _legend_under(ax)
     _null_band(ax2, null, label=False)
