@@ -146,6 +146,11 @@ class _MinorLogLabels(mticker.Formatter):
     1.5 decades, those at 2 and 5 times a power of ten over half a decade, else about four
     evenly picked ticks."""
 
+    n_ticks = 0
+
+    def set_locs(self, locs):
+        self.n_ticks = len(locs)
+
     def __call__(self, x, pos=None):
         lo, hi = sorted(self.axis.get_view_interval())
         decades = np.log10(hi / lo) if lo > 0 else np.inf
@@ -154,7 +159,7 @@ class _MinorLogLabels(mticker.Formatter):
         if decades > 0.5:
             mantissa = round(x / 10 ** np.floor(np.log10(x)), 6)
             return f"{x:g}" if mantissa in (2, 5) else ""
-        step = max(1, -(-len(self.locs) // 4))
+        step = max(1, -(-self.n_ticks // 4))
         return f"{x:.3g}" if pos is not None and pos % step == 0 else ""
 
 
