@@ -88,7 +88,8 @@ def test_panels_are_at_most_two_per_row():
 
 
 def test_style_has_an_opaque_white_background():
-    with plt.rc_context(plots.STYLE):
+    inline = {"figure.facecolor": (1, 1, 1, 0), "savefig.facecolor": "none"}  # Jupyter's
+    with plt.rc_context(inline), plt.rc_context(plots.STYLE):
         fig = plots.kappa_curves(run_table())
         assert fig.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
         assert plt.rcParams["savefig.facecolor"] == "white"
