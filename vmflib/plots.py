@@ -635,3 +635,65 @@ def toy_snr_vs_rbar(runs: pd.DataFrame, identity: pd.DataFrame):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- run detail and summary ---
+def run_training(meas: pd.DataFrame):
+    """One run's training curves: cross-entropy loss (left, log scale) and accuracy (right)
+    on the training and the test set, against the epoch; ``meas`` is the run's
+    measurements.csv (columns epoch, train_loss, test_loss, train_acc, test_acc)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    for split, ls in (("train", DEB), ("test", RAW)):
+        ax1.plot(meas["epoch"], meas[f"{split}_loss"], ls, marker="o", label=f"{split} set")
+        ax2.plot(meas["epoch"], meas[f"{split}_acc"], ls, marker="o", label=f"{split} set")
+    ax1.set_yscale("log")
+    _plain_ticks(ax1.yaxis)
+    ax1.set_ylabel("cross-entropy loss (nats, log scale)")
+    ax2.set_ylabel("accuracy (fraction correct)")
+    ax2.set_ylim(0.0, 1.0)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def run_quantities(meas: pd.DataFrame, *, null_debiased_hi: float):
+    """One run's measured quantities against the epoch, two panels per row: GS = 1/SNR and
+    GNS (top left), rbar with the uniform reference 1/sqrt(m) (top right), raw kappa with
+    its uniform null band (bottom left), debiased kappa with the upper end of its null band
+    ``null_debiased_hi`` (bottom right; below it, the directions are compatible with
+    uniform). ``meas``: the run's measurements.csv (columns epoch, gs, gns, rbar, m,
+    kappa_raw, null_lo, null_hi, kappa_debiased)."""
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.4))
+    (ax_gs, ax_r), (ax_raw, ax_deb) = axes
+    x = meas["epoch"]
+    ax_gs.plot(x, meas["gs"], marker="o", color=QUANTITY_COLORS["gs"], label="GS = 1/SNR")
+    ax_gs.plot(x, meas["gns"], marker="o", color=QUANTITY_COLORS["gns"], label="GNS = CV of |g|")
+    ax_gs.set_yscale("log")
+    ax_gs.set_ylabel("GS, GNS (dimensionless, log scale)")
+    ax_r.plot(x, meas["rbar"], marker="o", color=QUANTITY_COLORS["du"], label="$\\bar R$")
+    ax_r.axhline(
+        1 / np.sqrt(meas["m"].iloc[0]),
+        ls=":",
+        color=REFERENCE_COLOR,
+        label="uniform: $1/\\sqrt{m}$",
+    )
+    ax_r.set_ylim(0.0, 1.0)
+    ax_r.set_ylabel("mean resultant length $\\bar R$")
+    ax_raw.fill_between(x, meas["null_lo"], meas["null_hi"], color=QUANTITY_COLORS["null"], lw=0)
+    ax_raw.plot(x, meas["kappa_raw"], RAW, marker="o", color="k", label="raw $\\hat\\kappa$")
+    ax_raw.plot([], [], color=QUANTITY_COLORS["null"], lw=6, label=f"uniform null ({_band()})")
+    ax_raw.set_ylabel("raw $\\hat\\kappa$ (log scale)")
+    ax_deb.axhspan(0.0, null_debiased_hi, color=QUANTITY_COLORS["null"], lw=0)
+    ax_deb.plot(
+        x, meas["kappa_debiased"], DEB, marker="o", color="k", label="debiased $\\hat\\kappa$"
+    )
+    ax_deb.plot([], [], color=QUANTITY_COLORS["null"], lw=6, label="uniform null (below)")
+    ax_deb.set_ylabel("debiased $\\hat\\kappa$")
+    ax_raw.set_yscale("log")
+    for ax in axes.ravel():
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
