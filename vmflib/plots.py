@@ -642,7 +642,7 @@ def run_training(meas: pd.DataFrame):
     """One run's training curves: cross-entropy loss (left, log scale) and accuracy (right)
     on the training and the test set, against the epoch; ``meas`` is the run's
     measurements.csv (columns epoch, train_loss, test_loss, train_acc, test_acc)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.0, 3.2))
     for split, ls in (("train", DEB), ("test", RAW)):
         ax1.plot(meas["epoch"], meas[f"{split}_loss"], ls, marker="o", label=f"{split} set")
         ax2.plot(meas["epoch"], meas[f"{split}_acc"], ls, marker="o", label=f"{split} set")
@@ -665,7 +665,7 @@ def run_quantities(meas: pd.DataFrame, *, null_debiased_hi: float):
     ``null_debiased_hi`` (bottom right; below it, the directions are compatible with
     uniform). ``meas``: the run's measurements.csv (columns epoch, gs, gns, rbar, m,
     kappa_raw, null_lo, null_hi, kappa_debiased)."""
-    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.4))
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.0))
     (ax_gs, ax_r), (ax_raw, ax_deb) = axes
     x = meas["epoch"]
     ax_gs.plot(x, meas["gs"], marker="o", color=QUANTITY_COLORS["gs"], label="GS = 1/SNR")
@@ -692,6 +692,7 @@ def run_quantities(meas: pd.DataFrame, *, null_debiased_hi: float):
     ax_deb.plot([], [], color=QUANTITY_COLORS["null"], lw=6, label="uniform null (below)")
     ax_deb.set_ylabel("debiased $\\hat\\kappa$")
     ax_raw.set_yscale("log")
+    _plain_ticks(ax_gs.yaxis, ax_raw.yaxis)
     for ax in axes.ravel():
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
