@@ -225,6 +225,15 @@ def test_run_figures_draw_every_quantity():
     plt.close("all")
 
 
+def test_run_axes_are_logarithmic_only_over_a_decade():
+    fig, (narrow, wide) = plt.subplots(1, 2)
+    plots._y_scale(narrow, [2.2, 2.3], "loss (nats)")
+    plots._y_scale(wide, [0.05, 2.3], "loss (nats)")
+    assert (narrow.get_yscale(), narrow.get_ylabel()) == ("linear", "loss (nats)")
+    assert (wide.get_yscale(), wide.get_ylabel()) == ("log", "loss (nats, log scale)")
+    plt.close(fig)
+
+
 def test_run_notebook_can_force_and_prints_no_path():
     nb = json.loads((ROOT / "notebooks" / "train_and_measure.ipynb").read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
