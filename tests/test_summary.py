@@ -81,15 +81,17 @@ def test_a_model_missing_from_one_claim_shows_a_dash():
 
 
 # --- what the build cost and the du_drivers verdicts -------------------------------------------
-def test_cost_numbers_count_job_records_and_run_folders(tmp_path):
+def test_cost_numbers_count_the_runs_and_the_chapters_that_read_none(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    for job, seconds in (("run-a", 10.0), ("claim_a", 2.5), ("summary", 100.0)):
+    jobs = {"fnn-0": 10.0, "fnn-1": 1.0, "cnn_bn-0": 0.5, "vmf_estimation": 2.5}
+    jobs |= {"claim_a": 100.0, "summary": 100.0, "gone-run": 100.0}  # not counted
+    for job, seconds in jobs.items():
         (cache / f"{job}.json").write_text(json.dumps({"job": job, "seconds": seconds}))
     write_runs(tmp_path / "runs", run_table(seeds=(0,)), seconds=3.0)
-    write_runs(tmp_path / "groups" / "g", run_table(models=("fnn",), seeds=(0,)), seconds=1.0)
+    write_runs(tmp_path / "groups" / "g", run_table(models=("fnn",), seeds=(1,)), seconds=1.0)
     n = summary.cost_numbers(tmp_path)
-    assert (n["n_jobs"], n["job_seconds"]) == (2, 12.5)  # this chapter's own record left out
+    assert (n["n_jobs"], n["job_seconds"]) == (4, 14.0)
     assert (n["n_runs"], n["run_seconds"]) == (3, 7.0)
 
 

@@ -8,9 +8,10 @@ build has the run group of chapter du_drivers, the two agreement verdicts of
 defaults, overridden by the profile's ``chapters.du_drivers``).
 
 The build's cost is read from the results folder ``<out>`` (the parent of ``results_dir``):
-the ``seconds`` of every job record ``<out>/cache/*.json`` (papermill's wall time of the
-job's last execution) and the ``seconds`` of every run folder's ``meta.json`` under
-``<out>/runs`` and ``<out>/groups`` (training and measuring, inside the run's job).
+the ``seconds`` of the job records ``<out>/cache/<job>.json`` (papermill's wall time of the
+job's last execution) of the runs and of the chapters that read no runs, and the ``seconds``
+of every run folder's ``meta.json`` under ``<out>/runs`` and ``<out>/groups`` (training and
+measuring, inside the run's job) (:func:`cost_numbers`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from . import ChapterResult, claim_a, claim_b
 
 #: The run group (under ``<out>/groups``) and the chapter whose verdicts the summary quotes.
 DU_GROUP = "du_drivers"
-#: This chapter's job name, left out of the build's seconds (its record is not final yet).
-NAME = "summary"
 #: The notebooks folder of the repository (for the du_drivers chapter's default parameters).
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -183,23 +182,27 @@ def cost_numbers(out: Path) -> dict:
     """The build's seconds from the results folder ``out``.
 
     job_seconds, n_jobs: sum and count of ``seconds`` over the job records
-    ``out/cache/*.json`` other than this chapter's (each record holds the papermill wall time
-    of the job's last execution; a cached job keeps the time it took when it ran).
-    run_seconds, n_runs: sum and count of ``seconds`` over the ``meta.json`` of the run
-    folders under ``out/runs`` and ``out/groups`` (training and measuring; part of the
-    run jobs' seconds).
+    ``out/cache/<job>.json`` of the run folders under ``out/runs`` and ``out/groups/*`` and
+    of the chapters that read no runs (kind "chapter" in :data:`vmflib.book.CHAPTERS`): the
+    jobs that have finished before any results chapter, this one included, starts
+    (:func:`vmflib.reproduce.run_jobs` runs those in a second phase). Each record holds the
+    papermill wall time of the job's last execution; a cached job keeps the time it took
+    when it ran. run_seconds, n_runs: sum and count of ``seconds`` over the ``meta.json`` of
+    those run folders (training and measuring; part of the run jobs' seconds).
     """
-    records = [json.loads(p.read_text()) for p in sorted(Path(out).glob("cache/*.json"))]
-    records = [r for r in records if r.get("job") != NAME and "seconds" in r]
-    metas = [
-        json.loads(p.read_text())
+    from ..book import CHAPTERS
+
+    metas = {
+        p.parent.name: json.loads(p.read_text())
         for sub in ("runs", "groups")
         for p in sorted((Path(out) / sub).rglob("meta.json"))
-    ]
-    metas = [m for m in metas if "seconds" in m]
+    }
+    jobs = [*metas, *(name for name, c in CHAPTERS.items() if c.kind == "chapter")]
+    records = [Path(out) / "cache" / f"{job}.json" for job in jobs]
+    records = [json.loads(p.read_text()) for p in records if p.exists()]
     return dict(
-        job_seconds=float(sum(r["seconds"] for r in records)),
+        job_seconds=float(sum(r.get("seconds", 0.0) for r in records)),
         n_jobs=len(records),
-        run_seconds=float(sum(m["seconds"] for m in metas)),
+        run_seconds=float(sum(m.get("seconds", 0.0) for m in metas.values())),
         n_runs=len(metas),
     )
