@@ -4,8 +4,9 @@
 name of a Markdown file under ``book/``; an executed page is a :class:`Chapter`, the notebook
 ``notebooks/<name>.ipynb`` that papermill runs for every profile and that the book shows as
 ``notebooks/<name>``. :func:`toc` turns the list (plus the executed training-run notebooks
-of one build) into Jupyter Book's ``_toc.yml``; :mod:`vmflib.reproduce` reads
-:data:`CHAPTERS` to make its jobs and to check a profile's chapter parameters.
+of one build, of which :func:`runs_in_detail` are shown) into Jupyter Book's ``_toc.yml``;
+:mod:`vmflib.reproduce` reads :data:`CHAPTERS` to make its jobs and to check a profile's
+chapter parameters.
 
 Adding a chapter: write ``notebooks/<name>.ipynb`` (first code cell tagged ``parameters``)
 and add ``Chapter("<name>")`` to a part below; profiles need not mention it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ class Part:
 ROOT_PAGE = "intro"
 #: Every page after the root, in reading order.
 PARTS = (
+    Part("Summary", (Chapter("summary", "results"),)),
     Part("Methods", ("methods", Chapter("vmf_estimation"), Chapter("toy_model"))),
     Part(
         "Results",
@@ -71,10 +74,12 @@ PARTS = (
             Chapter("du_drivers", "results", group="du_drivers"),
         ),
     ),
-    Part("Appendix", ("reproducibility", "bibliography")),
+    Part("Appendix", ("runs", "reproducibility", "bibliography")),
 )
-#: The prose page whose sections are the executed training-run notebooks of a build.
-RUNS_PAGE = "reproducibility"
+#: The prose page whose sections are the executed notebooks of :func:`runs_in_detail`.
+RUNS_PAGE = "runs"
+#: The seed of the training runs shown in detail, one per model (:func:`runs_in_detail`).
+DETAIL_SEED = 0
 #: Where executed notebooks sit inside the assembled book (run notebooks in ``runs/``).
 NOTEBOOK_DIR = "notebooks"
 RUN_NOTEBOOK_DIR = f"{NOTEBOOK_DIR}/runs"
@@ -84,13 +89,28 @@ CHAPTERS: dict[str, Chapter] = {
 }
 
 
+def runs_in_detail(run_names) -> list[str]:
+    """The names among ``run_names`` of the runs the book shows in detail: the ungrouped
+    runs of seed :data:`DETAIL_SEED`, one per model and data set, in the given order.
+
+    An ungrouped run is named ``<dataset>-<model>-seed<seed>``
+    (:func:`vmflib.reproduce.run_name`; data set and model names have no '-'); a grouped
+    run's name also holds its batch size and learning rate
+    (``<dataset>-<model>-b<b>-lr<lr>-seed<seed>``) and is never chosen.
+    """
+    pattern = re.compile(rf"[^-]+-[^-]+-seed{DETAIL_SEED}")
+    return [n for n in run_names if pattern.fullmatch(n)]
+
+
 def toc(run_names=()) -> dict:
     """Jupyter Book's ``_toc.yml`` (format jb-book) for :data:`PARTS`.
 
     Args:
-        run_names: executed training-run notebooks, shown as sections of :data:`RUNS_PAGE`
-            (``notebooks/runs/<name>``).
+        run_names: the executed training-run notebooks of the build; those of
+            :func:`runs_in_detail` are the sections of :data:`RUNS_PAGE`
+            (``notebooks/runs/<name>``), the others are not in the book.
     """
+    detail = runs_in_detail(run_names)
     parts = []
     for part in PARTS:
         entries = []
@@ -99,8 +119,8 @@ def toc(run_names=()) -> dict:
                 entries.append({"file": f"{NOTEBOOK_DIR}/{page.name}"})
                 continue
             entry = {"file": page}
-            if page == RUNS_PAGE and run_names:
-                entry["sections"] = [{"file": f"{RUN_NOTEBOOK_DIR}/{n}"} for n in run_names]
+            if page == RUNS_PAGE and detail:
+                entry["sections"] = [{"file": f"{RUN_NOTEBOOK_DIR}/{n}"} for n in detail]
             entries.append(entry)
         parts.append({"caption": part.caption, "chapters": entries})
     return {"format": "jb-book", "root": ROOT_PAGE, "parts": parts}

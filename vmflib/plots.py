@@ -907,3 +907,84 @@ def toy_snr_vs_rbar(runs: pd.DataFrame, identity: pd.DataFrame):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+# --- run detail and summary ---
+#: A run-detail axis is logarithmic when its values span more than this factor.
+LOG_SPAN = 10.0
+
+
+def _y_scale(ax, values, label: str) -> None:
+    """Log y axis (ticks at 1, 2, 5 times powers of ten, plain labels) when the positive
+    ``values`` span more than :data:`LOG_SPAN`, else linear; ``label`` gets ', log scale'
+    appended inside its closing parenthesis when the axis is logarithmic."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() > LOG_SPAN * v.min():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(PLAIN)
+        ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+        label = label[:-1] + ", log scale)"
+    ax.set_ylabel(label)
+
+
+def run_training(meas: pd.DataFrame):
+    """One run's training curves: cross-entropy loss (left; log scale when it spans a
+    decade, :func:`_y_scale`) and accuracy (right) on the training and the test set, against
+    the epoch; ``meas`` is the run's measurements.csv (columns epoch, train_loss, test_loss,
+    train_acc, test_acc)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    for split, ls in (("train", DEB), ("test", RAW)):
+        ax1.plot(meas["epoch"], meas[f"{split}_loss"], ls, marker="o", label=f"{split} set")
+        ax2.plot(meas["epoch"], meas[f"{split}_acc"], ls, marker="o", label=f"{split} set")
+    losses = np.concatenate([meas["train_loss"], meas["test_loss"]])
+    _y_scale(ax1, losses, "cross-entropy loss (nats)")
+    ax2.set_ylabel("accuracy (fraction correct)")
+    ax2.set_ylim(0.0, 1.0)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def run_quantities(meas: pd.DataFrame, *, null_debiased_hi: float):
+    """One run's measured quantities against the epoch, two panels per row: GS = 1/SNR and
+    GNS (top left), rbar with the uniform reference 1/sqrt(m) (top right), raw kappa with
+    its uniform null band (bottom left), debiased kappa with the upper end of its null band
+    ``null_debiased_hi`` (bottom right; below it, the directions are compatible with
+    uniform). GS and GNS, and raw kappa, are on log axes when they span a decade
+    (:func:`_y_scale`). ``meas``: the run's measurements.csv (columns epoch, gs, gns, rbar, m,
+    kappa_raw, null_lo, null_hi, kappa_debiased)."""
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.0))
+    (ax_gs, ax_r), (ax_raw, ax_deb) = axes
+    x = meas["epoch"]
+    ax_gs.plot(x, meas["gs"], marker="o", color=QUANTITY_COLORS["gs"], label="GS = 1/SNR")
+    ax_gs.plot(x, meas["gns"], marker="o", color=QUANTITY_COLORS["gns"], label="GNS = CV of |g|")
+    _y_scale(ax_gs, np.concatenate([meas["gs"], meas["gns"]]), "GS, GNS (dimensionless)")
+    ax_r.plot(x, meas["rbar"], marker="o", color=QUANTITY_COLORS["du"], label="$\\bar R$")
+    ax_r.axhline(
+        1 / np.sqrt(meas["m"].iloc[0]),
+        ls=":",
+        color=REFERENCE_COLOR,
+        label="uniform: $1/\\sqrt{m}$",
+    )
+    ax_r.set_ylim(0.0, 1.0)
+    ax_r.set_ylabel("mean resultant length $\\bar R$")
+    ax_raw.fill_between(x, meas["null_lo"], meas["null_hi"], color=QUANTITY_COLORS["null"], lw=0)
+    ax_raw.plot(x, meas["kappa_raw"], RAW, marker="o", color="k", label="raw $\\hat\\kappa$")
+    ax_raw.plot([], [], color=QUANTITY_COLORS["null"], lw=6, label=f"uniform null ({_band()})")
+    raw = np.concatenate([meas["kappa_raw"], meas["null_lo"]])
+    _y_scale(ax_raw, raw, "raw $\\hat\\kappa$ (dimensionless)")
+    ax_deb.axhspan(0.0, null_debiased_hi, color=QUANTITY_COLORS["null"], lw=0)
+    ax_deb.plot(
+        x, meas["kappa_debiased"], DEB, marker="o", color="k", label="debiased $\\hat\\kappa$"
+    )
+    ax_deb.plot([], [], color=QUANTITY_COLORS["null"], lw=6, label="uniform null (below)")
+    ax_deb.set_ylabel("debiased $\\hat\\kappa$")
+    for ax in axes.ravel():
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
