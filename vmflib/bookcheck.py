@@ -300,6 +300,7 @@ def _visit(context, root: Path, path: Path, shots: Path) -> PageReport:
         rep.problems.append(f"{rep.math} math elements, none typeset by MathJax")
     if state["errors"]:
         rep.problems.append(f"{state['errors']} MathJax TeX errors")
+    text = " ".join(text.split())
     raw = sorted({text[max(0, m.start() - 20) : m.end() + 20] for m in _RAW_TEX.finditer(text)})
     rep.problems += [f"raw TeX in the text: ...{s}..." for s in raw[:5]]
     rep.problems += [f"image not loaded: {src}" for src in state["broken"]]
