@@ -492,7 +492,7 @@ def run_jobs(
 # --- the book --------------------------------------------------------------------------------
 def assemble_book(prof: Profile, out: Path, jobs: list[Job]) -> Path:
     """Copy the book's prose, the top-level _config.yml and the executed notebooks (chapters,
-    and the training runs as sections of the reproducibility appendix) into <out>/book;
+    and one training run per model, :func:`vmflib.book.runs_in_detail`) into <out>/book;
     write its _toc.yml (:func:`vmflib.book.toc`) and the reproducibility tables."""
     book_dir = Path(out) / "book"
     if book_dir.exists():
@@ -521,7 +521,9 @@ def assemble_book(prof: Profile, out: Path, jobs: list[Job]) -> Path:
             nbformat.write(presented(job), dest)
         else:  # keep the book buildable; say why the chapter is missing
             dest.with_suffix(".md").write_text(_missing_chapter(prof, out, name, job))
-    runs = [j for j in jobs if j.kind == "run" and Path(j.output).exists()]
+    executed = [j.name for j in jobs if j.kind == "run" and Path(j.output).exists()]
+    shown = set(book.runs_in_detail(executed))
+    runs = [j for j in jobs if j.name in shown]
     for j in runs:
         nb = presented(j)
         heading = next(c for c in nb.cells if c.cell_type == "markdown")
@@ -566,7 +568,7 @@ def reproducibility_tables(prof: Profile, out: Path, jobs: list[Job]) -> str:
             continue
         m = json.loads(mp.read_text())
         name = j.name
-        if Path(j.output).exists():
+        if Path(j.output).exists() and book.runs_in_detail([j.name]):
             name = f"{{doc}}`{j.name} <{book.RUN_NOTEBOOK_DIR}/{j.name}>`"
         cells = [name, m.get("d"), m.get("device"), m.get("status")]
         fp = m.get("data_fingerprint", "")
