@@ -204,6 +204,19 @@ def test_cifar10_archive_is_pinned_by_sha256(tmp_path, monkeypatch):
     assert (tmp_path / "cifar-10-batches-py" / "readme.html").read_bytes() == b"hello"
 
 
+def test_cifar10_fetch_without_network_says_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets.utils as tvu
+
+    def offline(url, root, filename, md5):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvu, "download_url", offline)
+    with pytest.raises(RuntimeError, match=r"needs network access\. Alternatively copy cifar"):
+        D.fetch("cifar10", tmp_path)
+
+
 # --- run folders ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):

@@ -324,13 +324,14 @@ def load_runs(root, *, layers: bool = False, status: tuple[str, ...] | None = No
 
     Each row is a measurement point (or, with ``layers=True``, a point and layer), with the
     run's identifying config (:data:`ID_COLUMNS`), ``run`` (folder name) and ``status``.
-    ``status`` keeps only runs with those statuses.
+    ``status`` keeps only runs with those statuses. Every run kept is checked first
+    (:func:`load_run`): a damaged one raises :class:`DamagedRunError` naming it.
     """
     frames = []
     for meta_path in sorted(Path(root).rglob(META)):
-        meas, lay, meta = load_run(meta_path.parent)
-        if status is not None and meta.get("status") not in status:
+        if status is not None and read_meta(meta_path.parent).get("status") not in status:
             continue
+        meas, lay, meta = load_run(meta_path.parent)
         df = lay if layers else meas
         if df.empty:
             continue

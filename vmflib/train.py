@@ -17,6 +17,13 @@ so a killed run resumes from its last finished epoch and gives exactly the resul
 uninterrupted run (on the CPU with the same number of threads, since float reductions
 depend on it; GPU kernels may be nondeterministic). A non-finite loss or
 gradient ends the run with status ``"diverged"``.
+
+Integrity: a checkpoint holds tensors and plain values only and is read with
+``torch.load(..., weights_only=True)``, so a crafted file cannot run code; one that does
+not load stops the run with :class:`vmflib.results.DamagedRunError` naming it (delete it to
+restart from scratch). meta.json records the sha256 of the tables and the checkpoint; a
+damaged folder (:func:`vmflib.results.run_problems`) is recomputed only with
+``replace_stale`` or ``force``.
 """
 
 from __future__ import annotations
@@ -529,10 +536,12 @@ def run(
 
     A folder whose meta.json has the same cache key (:func:`cache_key`) and a final status
     (:data:`FINISHED`) is returned as is, before any data is loaded; one with a checkpoint
-    of this run resumes from it; a different cache key is an error unless
-    ``replace_stale`` (start over: the old results came from another config, data or
-    code); ``force`` always starts over. Nothing is written before the config has been
-    checked against the data.
+    of this run resumes from it; a different cache key, or a damaged folder
+    (:func:`vmflib.results.run_problems`), is an error unless ``replace_stale`` (start
+    over: the old results came from another config, data or code, or cannot be trusted);
+    ``force`` always starts over. A checkpoint that does not load as weights only raises
+    :class:`vmflib.results.DamagedRunError`. Nothing is written before the config has been
+    checked against the data, and the data files against their checksums.
 
     Args:
         config: the run. out_dir: its folder. data_root: where datasets live.

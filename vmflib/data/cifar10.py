@@ -46,7 +46,9 @@ def fetch(root: pathlib.Path) -> pathlib.Path:
     """Download the archive (about 170 MB, from :data:`CIFAR10_URL`; needs network) with
     torchvision's ``download_url`` (md5-checked), check its sha256 against
     :data:`CIFAR10_ARCHIVE_SHA256` and unpack it; a no-op when every file is there and
-    passes its md5. A mismatching archive is deleted and nothing is unpacked."""
+    passes its md5. An archive already in ``root`` with the right md5 is used without
+    downloading. A mismatching archive is deleted and nothing is unpacked; a failed
+    download raises RuntimeError saying what to do instead."""
     from torchvision.datasets.utils import download_url, extract_archive
 
     from .files import sha256_file
@@ -54,7 +56,14 @@ def fetch(root: pathlib.Path) -> pathlib.Path:
     if all(_file_md5(root / CIFAR10_FOLDER / n) == h for n, h in CIFAR10_FILES_MD5.items()):
         return root
     root.mkdir(parents=True, exist_ok=True)
-    download_url(CIFAR10_URL, str(root), CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5)
+    try:
+        download_url(CIFAR10_URL, str(root), CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5)
+    except OSError as e:  # URLError, HTTPError, socket errors
+        raise RuntimeError(
+            f"cannot download CIFAR-10 from {CIFAR10_URL} ({e}): this needs network access. "
+            f"Alternatively copy {CIFAR10_ARCHIVE} (sha256 {CIFAR10_ARCHIVE_SHA256}) into "
+            f"{root} and fetch again, or use a data folder that holds {CIFAR10_FOLDER}."
+        ) from e
     archive = root / CIFAR10_ARCHIVE
     digest = sha256_file(archive)
     if digest != CIFAR10_ARCHIVE_SHA256:
