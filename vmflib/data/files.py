@@ -50,7 +50,15 @@ def data_root(root: str | os.PathLike | None = None) -> pathlib.Path:
 
 
 def _umask() -> int:
-    """The process's file-creation mask (read by setting and restoring it)."""
+    """The process's file-creation mask: from ``/proc/self/status`` on Linux, else read by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
