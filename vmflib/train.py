@@ -17,6 +17,13 @@ so a killed run resumes from its last finished epoch and gives exactly the resul
 uninterrupted run (on the CPU with the same number of threads, since float reductions
 depend on it; GPU kernels may be nondeterministic). A non-finite loss or
 gradient ends the run with status ``"diverged"``.
+
+Integrity: a checkpoint holds tensors and plain values only and is read with
+``torch.load(..., weights_only=True)``, so a crafted file cannot run code; one that does
+not load stops the run with :class:`vmflib.results.DamagedRunError` naming it (delete it to
+restart from scratch). meta.json records the sha256 of the tables and the checkpoint; a
+damaged folder (:func:`vmflib.results.run_problems`) is recomputed only with
+``replace_stale`` or ``force``.
 """
 
 from __future__ import annotations
@@ -190,10 +197,16 @@ def evaluate(model, x, y, batch_size: int) -> tuple[float, float]:
 
 
 def _rng_states() -> dict:
+    """The global RNG states as tensors and plain lists (what ``torch.load(...,
+    weights_only=True)`` accepts): torch's (uint8 tensor), numpy's legacy MT19937
+    ``[name, 624 keys, pos, has_gauss, cached_gaussian]``, Python's ``[version, 625 ints,
+    gauss_next]``, and CUDA's (one uint8 tensor per device) when there is a GPU."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     s = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": [str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss_next],
     }
     if torch.cuda.is_available():
         s["cuda"] = torch.cuda.get_rng_state_all()
@@ -201,9 +214,12 @@ def _rng_states() -> dict:
 
 
 def _set_rng_states(s: dict) -> None:
+    """Restore the states :func:`_rng_states` recorded."""
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = s["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
 
@@ -250,13 +266,20 @@ class _Run:
 
 
 def _folder_action(out: Path, key: str, *, force: bool, replace_stale: bool) -> str:
-    """What to do with the run folder: "done" (it holds this run, finished), "fresh"
-    (start over, deleting its files) or "continue" (resume from a checkpoint of this run
-    if there is one). A folder holding another cache key raises unless ``replace_stale``."""
+    """What to do with the run folder: "done" (it holds this run, finished and intact),
+    "fresh" (start over, deleting its files) or "continue" (resume from a checkpoint of
+    this run if there is one). A folder holding another cache key, or a damaged one
+    (:func:`vmflib.results.run_problems`: unreadable meta.json, truncated tables, files
+    that differ from their recorded sha256), raises unless ``replace_stale``."""
     if force:
         return "fresh"
     if not (out / results.META).exists():
         return "continue"
+    problems = results.run_problems(out)
+    if problems:
+        if replace_stale:
+            return "fresh"
+        raise results.DamagedRunError(out, problems)
     old = results.read_meta(out)
     if old.get("cache_key") != key:
         if replace_stale:
@@ -306,13 +329,37 @@ def _start(config: RunConfig, out: Path, key: str, data_root) -> _Run:
     )
 
 
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """The checkpoint's dict, read with ``torch.load(..., weights_only=True)`` (tensors and
+    plain values only: nothing in the file can run code). A file that does not load, or
+    lacks an entry, raises :class:`vmflib.results.DamagedRunError` naming it; the run then
+    stops (delete the file to restart the run from scratch, or pass ``force=True``)."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # any failure to load (format, unsafe content) is a damaged file
+        first = (str(e).strip().splitlines() or [""])[0]
+        why = f"{type(e).__name__}: {first}"
+        problem = f"{path.name}: cannot be loaded as a weights-only checkpoint ({why})"
+        raise results.DamagedRunError(path.parent, [problem]) from None
+    missing = [k for k in _CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else "a dict"
+    if missing:
+        problem = f"{path.name}: not a checkpoint of vmflib.train (missing {missing})"
+        raise results.DamagedRunError(path.parent, [problem])
+    return ck
+
+
+#: Entries of a checkpoint written by :func:`_checkpoint`.
+_CHECKPOINT_KEYS = ("cache_key", "epoch", "model", "optimizer", "rng", "rows", "layer_rows")
+
+
 def _resume(r: _Run) -> int | None:
     """Restore model, optimiser, RNG states and rows from a checkpoint of this run (same
-    cache key); returns the epoch it resumes from (None: no such checkpoint)."""
+    cache key; :func:`_load_checkpoint`); returns the epoch it resumes from (None: no such
+    checkpoint)."""
     path = r.out / results.CHECKPOINT
     if not path.exists():
         return None
-    ck = torch.load(path, map_location=r.device, weights_only=False)
+    ck = _load_checkpoint(path, r.device)
     if ck["cache_key"] != r.key:
         return None
     r.model.load_state_dict(ck["model"])
@@ -402,11 +449,22 @@ def _train_epoch(r: _Run, epoch: int, bar) -> str | None:
     return None
 
 
+def _write_meta(r: _Run, names: tuple[str, ...]) -> None:
+    """meta.json with the sha256 of the files ``names`` as they are now (``files``) and the
+    tables' row counts (``rows``), checked by :func:`vmflib.results.run_problems`."""
+    r.meta["files"] = results.file_hashes(r.out, names)
+    r.meta["rows"] = {results.MEASUREMENTS: len(r.rows), results.LAYERS: len(r.layer_rows)}
+    results.write_json(r.out / results.META, r.meta)
+
+
 def _checkpoint(r: _Run, epochs_done: int) -> None:
-    """Tables, then the checkpoint (weights, optimiser, RNG states, rows), atomically.
+    """Tables, then the checkpoint (weights, optimiser, RNG states, rows), atomically, then
+    meta.json recording their sha256 (:func:`_write_meta`).
 
     Tables first: once a checkpoint exists, the tables hold at least its rows (a kill in
-    between leaves tables ahead of the checkpoint; the resume rewrites them)."""
+    between leaves tables ahead of the checkpoint; the resume rewrites them). The
+    checkpoint holds tensors and plain values only, so it loads with
+    ``torch.load(..., weights_only=True)``."""
     ck = {
         "cache_key": r.key,
         "epoch": epochs_done,
@@ -420,15 +478,18 @@ def _checkpoint(r: _Run, epochs_done: int) -> None:
     results.write_table(r.out / results.MEASUREMENTS, r.rows)
     results.write_table(r.out / results.LAYERS, r.layer_rows)
     results.atomic_torch_save(ck, r.out / results.CHECKPOINT)
+    _write_meta(r, (results.MEASUREMENTS, results.LAYERS, results.CHECKPOINT))
 
 
 def _finish(r: _Run, status: str, reason: str | None = None) -> Path:
-    """Write the tables and the final meta.json; delete the checkpoint."""
+    """Write the tables and the final meta.json (:func:`_write_meta`: the tables' sha256),
+    then delete the checkpoint (a kill in between leaves a finished run and a stray
+    checkpoint, which nothing reads)."""
     results.write_table(r.out / results.MEASUREMENTS, r.rows)
     results.write_table(r.out / results.LAYERS, r.layer_rows)
     seconds = r.elapsed + time.perf_counter() - r.t_start
     r.meta.update({"status": status, "reason": reason, "seconds": seconds})
-    results.write_json(r.out / results.META, r.meta)
+    _write_meta(r, (results.MEASUREMENTS, results.LAYERS))
     (r.out / results.CHECKPOINT).unlink(missing_ok=True)
     return r.out
 
@@ -475,10 +536,12 @@ def run(
 
     A folder whose meta.json has the same cache key (:func:`cache_key`) and a final status
     (:data:`FINISHED`) is returned as is, before any data is loaded; one with a checkpoint
-    of this run resumes from it; a different cache key is an error unless
-    ``replace_stale`` (start over: the old results came from another config, data or
-    code); ``force`` always starts over. Nothing is written before the config has been
-    checked against the data.
+    of this run resumes from it; a different cache key, or a damaged folder
+    (:func:`vmflib.results.run_problems`), is an error unless ``replace_stale`` (start
+    over: the old results came from another config, data or code, or cannot be trusted);
+    ``force`` always starts over. A checkpoint that does not load as weights only raises
+    :class:`vmflib.results.DamagedRunError`. Nothing is written before the config has been
+    checked against the data, and the data files against their checksums.
 
     Args:
         config: the run. out_dir: its folder. data_root: where datasets live.

