@@ -62,13 +62,12 @@ def compute(
 
 def _n_train(results_dir) -> int:
     """N of the first run folder under ``results_dir`` (meta.json ``n_train``)."""
-    import json
     from pathlib import Path
 
-    from ..results import META
+    from ..results import META, read_meta
 
     for meta in sorted(Path(results_dir).rglob(META)):
-        n = json.loads(meta.read_text()).get("n_train")
+        n = read_meta(meta.parent).get("n_train")
         if n:
             return int(n)
     raise RuntimeError(f"no run under {results_dir} records n_train")

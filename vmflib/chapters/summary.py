@@ -191,9 +191,10 @@ def cost_numbers(out: Path) -> dict:
     those run folders (training and measuring; part of the run jobs' seconds).
     """
     from ..book import CHAPTERS
+    from ..results import read_meta
 
     metas = {
-        p.parent.name: json.loads(p.read_text())
+        p.parent.name: read_meta(p.parent)
         for sub in ("runs", "groups")
         for p in sorted((Path(out) / sub).rglob("meta.json"))
     }
