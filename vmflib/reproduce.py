@@ -15,12 +15,20 @@ over its notebook's bytes, its parameters, the library code and the cache keys o
 it reads (a results chapter reads every run), so a change to the run notebook alone
 re-executes the run notebooks (each finds its run folder finished) but no chapter.
 
-Layout of one reproduction (``--out``, default ``results/``)::
+Layout of one reproduction (``--out``, default :func:`default_out`)::
 
     <out>/<profile>/runs/<run>/        run folders (vmflib.results)
     <out>/<profile>/notebooks/*.ipynb  executed notebooks (chapters and runs)
     <out>/<profile>/cache/*.json       one record per job: key, status, seconds
     <out>/<profile>/book/              the assembled book; HTML in _build/html/
+    <out>/<profile>/reproduce.log      what kernels, libraries and jupyter-book printed
+    <out>/<profile>/.lock              held while a reproduce writes here (pid, host, start)
+
+While the batch runs, the terminal shows one progress bar and one line per finished job;
+file descriptor 2 (inherited by the kernels and Dask workers) goes to ``reproduce.log``.
+One Ctrl-C cancels the queued jobs, kills the running kernels (their process groups), keeps
+the cache records of the finished jobs and ends with exit status 130 (:class:`Interrupted`);
+the next run resumes from the cache and the run folders' checkpoints.
 """
 
 from __future__ import annotations
@@ -31,19 +39,24 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 
 import nbformat
 import yaml
 
-from . import book, results, train
+from . import book, results, train, validate
 from .book import build as build_book
+from .data import DATA_ENV_VAR, files_fingerprint, require
 from .data import data_root as default_data_root
-from .data import files_fingerprint, require
 from .train import RunConfig
+from .validate import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,6 +67,28 @@ RUN_NOTEBOOK = "train_and_measure.ipynb"
 PROFILE_KEYS = {"name", "description", "defaults", "runs", "chapters"}
 #: Parameters that reproduce gives every results chapter (a profile cannot set them).
 RESULTS_PARAMETERS = ("results_dir", "profile")
+#: Exit status after an interrupt (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+#: Files of one reproduction: the log of kernels and tools, the lock of its writer.
+LOG_FILE, LOCK_FILE = "reproduce.log", ".lock"
+
+
+def default_dir(name: str) -> Path:
+    """``<repository>/<name>`` when vmflib runs from a checkout (the same folder whatever
+    the working directory), else ``./<name>``."""
+    base = ROOT if (ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return base / name
+
+
+def default_out() -> Path:
+    """Where reproductions go unless ``--out`` says otherwise: :func:`default_dir` results."""
+    return default_dir("results")
+
+
+def default_data() -> Path | None:
+    """The data folder of a reproduction without ``--data-root``: None (``$VMFLIB_DATA``)
+    when that variable is set, else :func:`default_dir` data."""
+    return None if os.environ.get(DATA_ENV_VAR) else default_dir("data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +130,7 @@ class Job:
 @dataclasses.dataclass
 class JobResult:
     name: str
-    status: str  # "ok", "cached", "failed"
+    status: str  # "ok", "cached", "failed", "cancelled" (not started: interrupted)
     seconds: float = 0.0
     error: str = ""
 
@@ -108,27 +143,32 @@ def profile_path(profile: str) -> Path:
     p = PROFILES / f"{profile}.yaml"
     if not p.exists():
         known = ", ".join(sorted(q.stem for q in PROFILES.glob("*.yaml")))
-        raise ValueError(
+        raise UserError(
             f"unknown profile {profile!r}; known profiles: {known} (or pass a .yaml path)"
         )
     return p
 
 
 def load_profile(profile: str) -> Profile:
-    """Read and check a profile: every run's RunConfig and every chapter's parameter names
-    are validated here, before any work starts (errors name the file and the entry)."""
+    """Read and check a profile before any work starts: its name, every run's RunConfig and
+    :func:`vmflib.validate.check_run`, every chapter's parameters against its notebook's
+    parameters cell. Errors are :class:`UserError` naming the file and the entry."""
     path = profile_path(profile)
-    prof = yaml.safe_load(path.read_text())
+    try:
+        prof = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(prof, dict):
-        raise ValueError(f"{path}: a profile must be a YAML mapping")
+        raise UserError(f"{path}: a profile must be a YAML mapping")
     unknown = set(prof) - PROFILE_KEYS
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"{path}: unknown profile keys {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}"
         )
+    name = validate.check_profile_name(path, prof.get("name", path.stem))
     runs, groups = _profile_runs(path, prof)
     return Profile(
-        name=prof.get("name", path.stem),
+        name=name,
         description=(prof.get("description") or "").strip(),
         runs=runs,
         chapters=_profile_chapters(path, prof.get("chapters")),
@@ -141,7 +181,7 @@ def _profile_runs(path: Path, prof: dict):
     profile defaults < entry, and the entry's optional ``group`` (a results chapter's
     :attr:`vmflib.book.Chapter.group`)."""
     if not isinstance(prof.get("runs"), list) or not prof["runs"]:
-        raise ValueError(
+        raise UserError(
             f"{path}: 'runs' must be a non-empty list of {{model: ..., seeds: [...]}} entries"
         )
     defaults = prof.get("defaults") or {}
@@ -149,14 +189,14 @@ def _profile_runs(path: Path, prof: dict):
     groups: dict[str, str | None] = {}
     for i, entry in enumerate(prof["runs"]):
         if not isinstance(entry, dict) or "model" not in entry:
-            raise ValueError(f"{path}: runs[{i}] must be a mapping with at least 'model'")
+            raise UserError(f"{path}: runs[{i}] must be a mapping with at least 'model'")
         seeds = entry.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
-            raise ValueError(f"{path}: runs[{i}].seeds must be a list of integers, got {seeds!r}")
+            raise UserError(f"{path}: runs[{i}].seeds must be a list of integers, got {seeds!r}")
         group = entry.get("group")
         known_groups = {c.group for c in book.CHAPTERS.values()} - {None}
         if group is not None and group not in known_groups:
-            raise ValueError(
+            raise UserError(
                 f"{path}: runs[{i}].group {group!r} is read by no chapter; "
                 f"known groups: {sorted(known_groups)} (vmflib/book.py)"
             )
@@ -166,10 +206,11 @@ def _profile_runs(path: Path, prof: dict):
             try:
                 config = RunConfig.from_dict({**fields, "seed": seed})
             except (TypeError, ValueError) as e:
-                raise ValueError(f"{where}: {e}") from None
+                raise UserError(f"{where}: {e}") from None
+            validate.check_run(where, config)
             name = run_name(config, group)
             if name in configs:
-                raise ValueError(f"{where}: a second run named {name}")
+                raise UserError(f"{where}: a second run named {name}")
             configs[name], groups[name] = config, group
     return tuple(configs.values()), tuple(groups.values())
 
@@ -179,10 +220,10 @@ def _profile_chapters(path: Path, section) -> dict[str, dict]:
     notebook's defaults, ``name: false`` leaves it out (the book shows a placeholder)."""
     section = section or {}
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: 'chapters' must be a mapping of chapter name -> parameters")
+        raise UserError(f"{path}: 'chapters' must be a mapping of chapter name -> parameters")
     unknown = set(section) - set(book.CHAPTERS)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"{path}: chapters {sorted(unknown)} are not chapters of the book; "
             f"known: {list(book.CHAPTERS)} (declared in vmflib/book.py)"
         )
@@ -192,16 +233,18 @@ def _profile_chapters(path: Path, section) -> dict[str, dict]:
         if params is False:
             continue
         if not isinstance(params, dict | None):
-            raise ValueError(f"{path}: chapters.{name} must be a mapping, null or false")
+            raise UserError(f"{path}: chapters.{name} must be a mapping, null or false")
         allowed = set(book.notebook_parameters(NOTEBOOKS / chapter.notebook))
         if chapter.kind == "results":
             allowed -= set(RESULTS_PARAMETERS)
         bad = set(params or {}) - allowed
         if bad:
-            raise ValueError(
+            raise UserError(
                 f"{path}: chapters.{name} sets {sorted(bad)}, which {chapter.notebook} "
                 f"does not take; it takes {sorted(allowed)}"
             )
+        where = f"{path}: chapters.{name}"
+        validate.check_chapter_parameters(where, NOTEBOOKS / chapter.notebook, params or {})
         chapters[name] = dict(params or {})
     return chapters
 
@@ -298,20 +341,57 @@ def _cache_file(out: Path, job: Job) -> Path:
 
 def is_cached(out: Path, job: Job) -> bool:
     """The job ran with this key and succeeded, its executed notebook is there and, for a
-    run, its folder holds a finished run with the run's cache key."""
+    run, its folder holds an intact (:func:`run_problems`), finished run with the run's
+    cache key."""
     f = _cache_file(out, job)
     if not f.exists() or not Path(job.output).exists():
         return False
-    rec = json.loads(f.read_text())
-    if rec.get("key") != job.key or rec.get("status") != "ok":
+    rec = _read_json(f)
+    if rec is None or rec.get("key") != job.key or rec.get("status") != "ok":
         return False
     if job.kind != "run":
         return True
-    meta = Path(job.parameters["out_dir"]) / results.META
-    if not meta.exists():
+    folder = Path(job.parameters["out_dir"])
+    run = _read_json(folder / results.META)
+    if run is None or run.get("cache_key") != job.run_key:
         return False
-    run = json.loads(meta.read_text())
-    return run.get("cache_key") == job.run_key and run.get("status") in train.FINISHED
+    return run.get("status") in train.FINISHED and not run_problems(folder)
+
+
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None when it is missing or does not parse."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_problems(folder: Path) -> list[str]:
+    """What is wrong with a run folder (:func:`vmflib.results.run_problems`: meta.json
+    parses, tables complete, recorded file hashes match); [] for an intact one."""
+    check = getattr(results, "run_problems", None)
+    if check is not None:
+        return list(check(folder))
+    return [] if _read_json(Path(folder) / results.META) else [f"{results.META} does not parse"]
+
+
+def damaged_runs(jobs: list[Job]) -> dict[str, list[str]]:
+    """Run name -> problems, for every run job whose folder holds a finished run (or a
+    meta.json that does not parse) that :func:`run_problems` finds damaged. Unfinished
+    runs are left to resume."""
+    damaged = {}
+    for j in jobs:
+        folder = Path(j.parameters.get("out_dir", "")) if j.kind == "run" else None
+        if folder is None or not (folder / results.META).exists():
+            continue
+        meta = _read_json(folder / results.META)
+        if meta is not None and meta.get("status") not in train.FINISHED:
+            continue
+        problems = run_problems(folder)
+        if problems:
+            damaged[j.name] = problems
+    return damaged
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -398,23 +478,110 @@ def _threads_per_kernel(n_jobs: int):
         os.environ.pop("OMP_NUM_THREADS", None)
 
 
+class Interrupted(Exception):
+    """The batch was interrupted (SIGINT): queued jobs cancelled, running kernels killed.
+
+    Attributes:
+        finished: the jobs that finished before the interrupt (their cache records kept).
+        total: the number of jobs of the batch.
+    """
+
+    def __init__(self, finished: list[str], total: int):
+        super().__init__(f"interrupted after {len(finished)} of {total} jobs")
+        self.finished, self.total = finished, total
+
+
+def kernel_processes() -> list:
+    """The Jupyter kernels started by this process or its descendants (Dask workers), as
+    psutil processes."""
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("ipykernel" in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def stop_kernels(timeout: float = 3.0) -> int:
+    """Terminate every kernel of :func:`kernel_processes` with its process group (a kernel
+    leads its own session), SIGKILL what is left after ``timeout`` s; returns how many."""
+    import psutil
+
+    procs = kernel_processes()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+                group = os.getpgid(p.pid)
+                if group != os.getpgrp():
+                    os.killpg(group, sig)
+                else:
+                    p.send_signal(sig)
+        procs = psutil.wait_procs(procs, timeout=timeout)[1]
+        if not procs:
+            break
+    return len(procs)
+
+
 @contextlib.contextmanager
-def _executor(kind: str, n_jobs: int, scheduler: str | None):
-    """A function ``execute(jobs)`` that runs :func:`execute_job` on each job, ``n_jobs`` at
-    a time, and yields (job, result) as each finishes: in threads of this process
-    (``"local"``) or on a Dask cluster (``"dask"``: ``scheduler``, or a LocalCluster)."""
-    if kind == "local":
-        with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-
-            def execute(jobs):
-                futures = {pool.submit(execute_job, j, str(ROOT)): j for j in jobs}
-                for fut in as_completed(futures):
-                    yield futures[fut], fut.result()
-
-            yield execute
+def _sigint_ignored():
+    """SIGINT ignored (a second Ctrl-C must not break the clean-up), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    if kind != "dask":
-        raise ValueError(f"executor must be 'local' or 'dask', got {kind!r}")
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _unless_stopped(stop: threading.Event, job: Job, cwd: str) -> JobResult:
+    """:func:`execute_job`, unless the batch was stopped before this job started."""
+    if stop.is_set():
+        return JobResult(job.name, "cancelled")
+    return execute_job(job, cwd)
+
+
+@contextlib.contextmanager
+def _local_executor(n_jobs: int):
+    """``execute`` on threads of this process; on an interrupt no queued job starts and
+    the running kernels are killed before the interrupt goes on."""
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, n_jobs))
+    futures: dict = {}
+
+    def execute(jobs):
+        futures.clear()
+        futures.update({pool.submit(_unless_stopped, stop, j, str(ROOT)): j for j in jobs})
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+    try:
+        yield execute
+    except BaseException:
+        with _sigint_ignored():
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            # cancelled futures never count as done for wait(): wait for the started ones,
+            # killing again any kernel a job was starting meanwhile
+            started = [f for f in futures if not f.cancelled()]
+            for _ in range(30):
+                stop_kernels()
+                if not wait_futures(started, timeout=1).not_done:
+                    break
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _dask_executor(n_jobs: int, scheduler: str | None):
+    """``execute`` on a Dask cluster (``scheduler``, or a LocalCluster of ``n_jobs``
+    single-threaded worker processes); on an interrupt the futures are cancelled and the
+    kernels the local workers started are killed before the cluster closes."""
     from distributed import Client, LocalCluster
     from distributed import as_completed as dask_completed
 
@@ -424,18 +591,39 @@ def _executor(kind: str, n_jobs: int, scheduler: str | None):
             n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
         )
     client = Client(scheduler or cluster)
+    futures: dict = {}
 
     def execute(jobs):
-        futures = {client.submit(execute_job, j, str(ROOT), pure=False): j for j in jobs}
+        futures.clear()
+        futures.update({client.submit(execute_job, j, str(ROOT), pure=False): j for j in jobs})
         for fut in dask_completed(futures):
             yield futures[fut], fut.result()
 
     try:
         yield execute
+    except BaseException:
+        with _sigint_ignored():
+            with contextlib.suppress(Exception):
+                client.cancel(list(futures))
+            stop_kernels()
+        raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _sigint_ignored():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _executor(kind: str, n_jobs: int, scheduler: str | None):
+    """A context giving ``execute(jobs)``, which runs :func:`execute_job` on each job,
+    ``n_jobs`` at a time, and yields (job, result) as each finishes: in threads of this
+    process (``"local"``) or on a Dask cluster (``"dask"``: ``scheduler``, or a
+    LocalCluster)."""
+    if kind == "local":
+        return _local_executor(n_jobs)
+    if kind == "dask":
+        return _dask_executor(n_jobs, scheduler)
+    raise UserError(f"executor must be 'local' or 'dask', got {kind!r}")
 
 
 def _settled(job: Job, done: dict[str, JobResult], out: Path, force: bool) -> JobResult | None:
@@ -450,6 +638,11 @@ def _settled(job: Job, done: dict[str, JobResult], out: Path, force: bool) -> Jo
     return None
 
 
+def job_line(res: JobResult) -> str:
+    """One line per finished job: status, name, seconds."""
+    return f"{res.status:<7} {res.name:<40} {res.seconds:7.1f} s"
+
+
 def run_jobs(
     jobs: list[Job],
     out: Path,
@@ -459,15 +652,21 @@ def run_jobs(
     scheduler: str | None = None,
     force: bool = False,
     progress: bool = True,
+    term=None,
 ) -> list[JobResult]:
     """Execute jobs phase by phase (runs and chapters, then results chapters); skip cached
-    ones; record each executed job's result under ``<out>/cache``."""
+    ones; record each executed job's result under ``<out>/cache`` as it finishes.
+
+    The progress bar goes to ``term`` (default: sys.stderr), one line per executed job to
+    stdout. Raises :class:`Interrupted` on SIGINT (KeyboardInterrupt)."""
     from tqdm.auto import tqdm
 
     out = Path(out)
     done: dict[str, JobResult] = {}
     phases = [[j for j in jobs if j.kind != "results"], [j for j in jobs if j.kind == "results"]]
-    bar = tqdm(total=len(jobs), desc="reproduce", unit="notebook", disable=not progress)
+    bar = tqdm(
+        total=len(jobs), desc="reproduce", unit="job", disable=not progress, file=term, leave=False
+    )
     try:
         with _threads_per_kernel(n_jobs), _executor(executor, n_jobs, scheduler) as execute:
             for phase in phases:
@@ -480,10 +679,16 @@ def run_jobs(
                         done[j.name] = settled
                         bar.update(1)
                 for j, res in execute(todo):
+                    if res.status == "cancelled":
+                        continue
                     _record(out, j, res)
                     done[j.name] = res
+                    bar.clear()
+                    print(job_line(res), flush=True)
                     bar.update(1)
-                    bar.set_postfix_str(f"{j.name}: {res.status}")
+    except KeyboardInterrupt:
+        finished = [n for n, r in done.items() if r.status in ("ok", "cached")]
+        raise Interrupted(finished, len(jobs)) from None
     finally:
         bar.close()
     return [done[j.name] for j in jobs]
@@ -578,51 +783,240 @@ def reproducibility_tables(prof: Profile, out: Path, jobs: list[Job]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- one writer per output, a quiet terminal ---------------------------------------------------
+def _lock_holder(path: Path) -> dict | None:
+    """The lock's record (pid, host, started); one reread after a moment covers a lock
+    that its writer has created but not yet filled."""
+    for _ in range(2):
+        rec = _read_json(path)
+        if rec is not None:
+            return rec
+        time.sleep(0.5)
+    return None
+
+
+def _is_stale(holder: dict) -> bool:
+    """The lock was taken on this host by a process that no longer runs."""
+    import psutil
+
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    return not (isinstance(pid, int) and psutil.pid_exists(pid))
+
+
+@contextlib.contextmanager
+def output_lock(out: Path, term=None):
+    """Hold ``<out>/.lock`` (pid, host, start time) while reproduce writes under ``out``.
+
+    A lock held by a running process is a :class:`UserError` naming the holder; a stale
+    one (:func:`_is_stale`) is taken over with a note on ``term`` (default sys.stderr)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None:
+                raise UserError(
+                    f"{path} exists but is unreadable; remove it if no reproduce "
+                    "is writing to this folder"
+                ) from None
+            if not _is_stale(holder):
+                raise UserError(
+                    f"{out} is being written by another reproduce (pid {holder.get('pid')} "
+                    f"on {holder.get('host')}, since {holder.get('started')}); wait for it "
+                    "to finish or choose another --out"
+                ) from None
+            print(
+                f"note: taking over the stale lock {path} of pid {holder.get('pid')} "
+                f"(started {holder.get('started')}), which no longer runs",
+                file=term or sys.stderr,
+            )
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+        break
+    else:
+        raise UserError(f"could not take the lock {path}; another reproduce keeps taking it")
+    try:
+        yield path
+    finally:
+        if _read_json(path) == mine:
+            path.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@contextlib.contextmanager
+def stderr_to_log(log: Path):
+    """File descriptor 2 appended to ``log`` (kernels, Dask workers and tools started
+    meanwhile inherit it); yields a stream to the terminal's stderr for the progress bar
+    and messages (``sys.stderr`` itself when it is not file descriptor 2, as under
+    pytest's capsys)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        real = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        real = False
+    sys.stderr.flush()
+    saved = os.dup(2)
+    term = os.fdopen(os.dup(saved), "w", buffering=1) if real else sys.stderr
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"--- reproduce, pid {os.getpid()}, {_now()}\n")
+        f.flush()
+        os.dup2(f.fileno(), 2)
+    try:
+        yield term
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if term is not sys.stderr:
+            term.close()
+
+
 # --- entry point -----------------------------------------------------------------------------
+def check_options(n_jobs: int, executor: str, scheduler: str | None) -> None:
+    """UserError for options that cannot work together."""
+    if not (isinstance(n_jobs, int) and n_jobs >= 1):
+        raise UserError(f"--jobs must be an integer >= 1, got {n_jobs!r}")
+    if executor not in ("local", "dask"):
+        raise UserError(f"--executor must be 'local' or 'dask', got {executor!r}")
+    if scheduler and executor != "dask":
+        raise UserError("--scheduler needs --executor dask (the local executor has none)")
+
+
+def prepare(profile: str, out, data_root, device: str | None) -> tuple[Profile, Path, str]:
+    """(profile, its output folder, the data folder): everything checked, data present."""
+    prof = load_profile(profile)
+    validate.check_book_sources(BOOK, NOTEBOOKS)
+    if device is not None:
+        validate.check_device(f"--device {device}", device)
+    out = Path(default_out() if out is None else out).resolve() / prof.name
+    root = default_data_root(default_data() if data_root is None else data_root).resolve()
+    for name in sorted({c.dataset for c in prof.runs}):
+        try:
+            require(name, root)  # once, before parallel jobs could race for the files
+        except (ValueError, OSError, RuntimeError) as e:
+            raise UserError(f"data set {name}: {e}") from None
+    return prof, out, str(root)
+
+
+def _mark_forced(jobs: list[Job], names) -> None:
+    """Give the run jobs named in ``names`` the notebook parameter ``force: True`` (train
+    starts over); their cache keys stay those of the unforced jobs."""
+    for j in jobs:
+        if j.kind == "run" and j.name in names:
+            j.parameters = {**j.parameters, "force": True}
+
+
+def _check_damaged(jobs: list[Job], force: bool, repair: bool, term) -> None:
+    """Stop (UserError) on damaged finished runs unless ``repair`` or ``force``; with
+    ``repair``, mark exactly those for recomputation."""
+    damaged = damaged_runs(jobs)
+    if not damaged:
+        return
+    listing = "; ".join(f"{n} ({', '.join(p)[:200]})" for n, p in damaged.items())
+    if not (repair or force):
+        raise UserError(
+            f"damaged run folders: {listing}. Rerun with --repair to recompute them "
+            "(or --force to recompute everything)"
+        )
+    print(f"recomputing damaged runs: {', '.join(damaged)}", file=term)
+    _mark_forced(jobs, damaged)
+
+
+def summarize(prof: Profile, res: list[JobResult], seconds: float, log: Path, term) -> bool:
+    """Print the counts (stdout), each failure with its cell (``term``) and the log's
+    path; True when a job failed."""
+    counts = {s: sum(r.status == s for r in res) for s in ("ok", "cached", "failed")}
+    print(
+        f"profile {prof.name}: {counts['ok']} executed, {counts['cached']} cached, "
+        f"{counts['failed']} failed in {seconds:.1f} s"
+    )
+    failed = [r for r in res if r.status == "failed"]
+    for r in failed:
+        print(f"FAILED {r.error}", file=term)
+    print(f"kernel and tool messages: {log}")
+    return bool(failed)
+
+
 def reproduce(
     profile: str = "quick",
     *,
-    out="results",
+    out=None,
     n_jobs: int = 1,
     executor: str = "local",
     scheduler: str | None = None,
     force: bool = False,
+    repair: bool = False,
     book: bool = True,
     data_root=None,
     device: str | None = None,
     progress: bool = True,
 ) -> int:
-    """Run a profile end to end; print a summary; return the exit status (0 = all good)."""
-    prof = load_profile(profile)
-    out = Path(out).resolve() / prof.name  # notebooks run with the repository as cwd
-    data_root = str(default_data_root(data_root).resolve())  # one folder for every job
-    for name in sorted({c.dataset for c in prof.runs}):
-        require(name, data_root)  # once, before parallel jobs could race for the files
-    jobs = expand_jobs(prof, out, data_root=data_root, device=device)
+    """Run a profile end to end; print a summary; return the exit status (0 = all good,
+    1 = a job or the book failed, :data:`EXIT_INTERRUPTED` after SIGINT). Bad input
+    raises :class:`UserError` before any work starts.
+
+    ``out`` None is :func:`default_out`; ``data_root`` None is :func:`default_data`."""
+    check_options(n_jobs, executor, scheduler)
+    prof, out, data_root = prepare(profile, out, data_root, device)
+    with output_lock(out):
+        jobs = expand_jobs(prof, out, data_root=data_root, device=device)
+        if force:
+            _mark_forced(jobs, {j.name for j in jobs})
+        log = out / LOG_FILE
+        with stderr_to_log(log) as term:
+            _check_damaged(jobs, force, repair, term)
+            try:
+                return _run_and_build(
+                    prof,
+                    out,
+                    jobs,
+                    log,
+                    term,
+                    book,
+                    progress=progress,
+                    n_jobs=n_jobs,
+                    executor=executor,
+                    scheduler=scheduler,
+                    force=force,
+                )
+            except (Interrupted, KeyboardInterrupt) as e:
+                done = (
+                    f"{len(e.finished)} of {e.total} jobs"
+                    if isinstance(e, Interrupted)
+                    else ("the jobs")
+                )
+                print(
+                    f"interrupted: {done} finished and are cached under {out / 'cache'}; "
+                    "run the same command again to resume",
+                    file=term,
+                )
+                return EXIT_INTERRUPTED
+
+
+def _run_and_build(prof, out, jobs, log, term, book, *, progress, **batch) -> int:
+    """The batch, the summary, then (if ``book``) the book; the exit status."""
     t0 = time.perf_counter()
-    res = run_jobs(
-        jobs,
-        out,
-        n_jobs=n_jobs,
-        executor=executor,
-        scheduler=scheduler,
-        force=force,
-        progress=progress,
-    )
-    counts = {s: sum(r.status == s for r in res) for s in ("ok", "cached", "failed")}
-    print(
-        f"profile {prof.name}: {counts['ok']} executed, {counts['cached']} cached, "
-        f"{counts['failed']} failed in {time.perf_counter() - t0:.1f} s"
-    )
-    failed = [r for r in res if r.status == "failed"]
-    for r in failed:
-        print(f"FAILED {r.error}", file=sys.stderr)
+    res = run_jobs(jobs, out, progress=progress, term=term, **batch)
+    failed = summarize(prof, res, time.perf_counter() - t0, log, term)
     if book:
         bdir = assemble_book(prof, out, jobs)
         try:
             index = build_book(bdir)
         except RuntimeError as e:
-            print(str(e), file=sys.stderr)
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"{e}\n")
+            print(f"the book build failed (warnings are errors); its output is in {log}", file=term)
             return 1
         print(f"book: {index}")
     return 1 if failed else 0
