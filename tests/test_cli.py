@@ -1,9 +1,19 @@
-"""The command line: `python -m vmflib bench vmf` prints one table and can write it."""
+"""The command line: the bench tables; errors in the input as one line with exit status 2
+(the traceback only with --debug); option checks, defaults and help texts."""
+
+import os
+import subprocess
+import sys
+import urllib.error
 
 import pandas as pd
 import pytest
 
+from vmflib import reproduce as rp
 from vmflib.__main__ import main
+from vmflib.validate import UserError
+
+ROOT = rp.ROOT
 
 
 def test_bench_vmf_table(tmp_path, capsys):
@@ -153,3 +163,103 @@ def test_bench_against_a_baseline_checkout(tmp_path, capsys):
     assert main(["bench", "against"]) == 2 and "--baseline" in capsys.readouterr().err
     with pytest.raises(ValueError, match="vmflib/sampling.py"):
         main(["bench", "against", "--baseline", str(tmp_path), "--models", "fnn"])
+
+
+# --- errors, defaults and help -----------------------------------------------------------------
+def run_cli(*argv):
+    """(exit status, stdout, stderr) of ``python -m vmflib argv`` in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmflib", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_unknown_profile_is_one_line_and_exit_2(capsys):
+    assert main(["reproduce", "--profile", "nonexistent"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [
+        "error: unknown profile 'nonexistent'; known profiles: paper, quick, smoke "
+        "(or pass a .yaml path)"
+    ]
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(UserError, match="unknown profile"):
+        main(["reproduce", "--profile", "nonexistent", "--debug"])
+    with pytest.raises(UserError):
+        main(["--debug", "reproduce", "--profile", "nonexistent"])
+    assert main(["reproduce", "--profile", "nonexistent"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_yaml_error_through_the_command_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: [ {model: fnn\n")
+    status, _, err = run_cli("reproduce", "--profile", str(bad))
+    assert status == 2 and str(bad) in err and "not valid YAML" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["reproduce", "--jobs", "0"], "--jobs: expected an integer >= 1, got 0"),
+        (["reproduce", "--executor", "dask", "--jobs", "0"], "expected an integer >= 1"),
+        (["reproduce", "--scheduler", "tcp://x:8786"], "--scheduler needs --executor dask"),
+    ],
+)
+def test_bad_options_exit_2_before_any_work(argv, needle, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_reproduce_checks_its_options_too():
+    with pytest.raises(UserError, match="--jobs must be an integer >= 1"):
+        rp.reproduce("smoke", n_jobs=0)
+    with pytest.raises(UserError, match="--scheduler needs --executor dask"):
+        rp.reproduce("smoke", scheduler="tcp://x:8786")
+
+
+def test_offline_cifar10_fetch_says_what_to_do(monkeypatch, capsys, tmp_path):
+    import vmflib.data
+
+    def offline(name, root=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(vmflib.data, "fetch", offline)
+    assert main(["data", "fetch", "cifar10", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the network" in err and f"{tmp_path}/cifar-10-batches-py" in err
+    assert "cifar-10-python.tar.gz" in err and len(err.strip().splitlines()) == 2
+
+
+def test_out_default_is_the_checkouts_results_whatever_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert rp.default_out() == ROOT / "results"
+    monkeypatch.delenv("VMFLIB_DATA", raising=False)
+    assert rp.default_data() == ROOT / "data"
+    monkeypatch.setenv("VMFLIB_DATA", str(tmp_path))
+    assert rp.default_data() is None  # vmflib.data.data_root reads the variable
+
+
+def help_text(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_shows_defaults_and_no_rst(capsys):
+    top = help_text(capsys)
+    assert "``" not in top and ":func:" not in top
+    assert "reproduce" in top and "status 2" in top
+    flat = " ".join(help_text(capsys, "reproduce").split())
+    assert "(default: 1)" in flat and f"(default: {ROOT / 'results'})" in flat
+    assert "(default: quick)" in flat and "smoke about 90 s" in flat
