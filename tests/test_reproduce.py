@@ -4,7 +4,11 @@ the chapter declaration and the profile checks."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import yaml
 from vmflib import book, results, train
 from vmflib import reproduce as rp
 from vmflib.data import data_root
+from vmflib.validate import UserError
 
 SMOKE_RUN = {"model": "fnn", "seeds": [0], "model_kwargs": {"hidden": 8}}
 #: Only claim_a: the other chapters switched off.
@@ -224,3 +229,119 @@ def test_bad_profiles_fail_before_any_work(tmp_path, change, match):
         rp.load_profile(str(tiny_profile(tmp_path, **change)))
     with pytest.raises(ValueError, match="unknown profile"):
         rp.load_profile("nonexistent")
+
+
+# --- one writer per output ------------------------------------------------------------------
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from vmflib import reproduce as rp
+with rp.output_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_reproduce_on_the_same_output_stops_naming_the_holder(tmp_path):
+    out = tmp_path / "results"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out / "tiny")],
+        cwd=rp.ROOT,
+        env={**os.environ, "PYTHONPATH": str(rp.ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError) as info:
+            rp.reproduce(str(tiny_profile(tmp_path)), out=out, book=False, progress=False)
+        message = str(info.value)
+        assert f"pid {holder.pid} on {socket.gethostname()}, since 20" in message
+        assert "another reproduce" in message
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not list((out / "tiny").glob("cache/*"))  # it did no work
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    stale = {"pid": dead.pid, "host": socket.gethostname(), "started": "2020-01-01T00:00:00"}
+    (folder / rp.LOCK_FILE).write_text(json.dumps(stale))
+    with rp.output_lock(folder) as lock:
+        held = json.loads(lock.read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+    assert f"taking over the stale lock {folder / rp.LOCK_FILE} of pid {dead.pid}" in (
+        capsys.readouterr().err
+    )
+    assert not (folder / rp.LOCK_FILE).exists()  # released
+
+
+def test_a_lock_of_another_host_is_not_taken_over(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    other = {"pid": 1, "host": "elsewhere", "started": "2020-01-01T00:00:00"}
+    (folder / rp.LOCK_FILE).write_text(json.dumps(other))
+    with pytest.raises(UserError, match="pid 1 on elsewhere, since 2020-01-01"):
+        with rp.output_lock(folder):
+            pass
+
+
+# --- --force and damaged run folders --------------------------------------------------------
+def finished_run(jobs, name="synthetic-fnn-seed0"):
+    """Pretend the run job ``name`` finished: a meta.json with its cache key."""
+    job = next(j for j in jobs if j.name == name)
+    folder = Path(job.parameters["out_dir"])
+    folder.mkdir(parents=True)
+    (folder / results.META).write_text(json.dumps({"status": "complete", "cache_key": "k"}))
+    return job, folder
+
+
+def test_force_passes_force_to_run_notebooks_without_changing_cache_keys(tmp_path):
+    prof = rp.load_profile(str(tiny_profile(tmp_path)))
+    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    keys = {j.name: j.key for j in jobs}
+    rp._mark_forced(jobs, {j.name for j in jobs})
+    run = next(j for j in jobs if j.kind == "run")
+    assert run.parameters["force"] is True
+    assert all("force" not in j.parameters for j in jobs if j.kind != "run")
+    again = rp.expand_jobs(prof, tmp_path / "out")
+    assert {j.name: j.key for j in again} == keys
+    assert all("force" not in j.parameters for j in again)
+
+
+def test_damaged_runs_stop_the_batch_unless_repair(tmp_path, monkeypatch, capsys):
+    prof = rp.load_profile(str(tiny_profile(tmp_path)))
+    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    job, folder = finished_run(jobs)
+    problems = {str(folder): ["measurements.csv: 25 of 28 rows"]}
+    monkeypatch.setattr(results, "run_problems", lambda d: problems.get(str(d), []), raising=False)
+    assert rp.damaged_runs(jobs) == {job.name: ["measurements.csv: 25 of 28 rows"]}
+    with pytest.raises(UserError, match="damaged run folders: synthetic-fnn-seed0 .*--repair"):
+        rp._check_damaged(jobs, force=False, repair=False, term=sys.stderr)
+    rp._check_damaged(jobs, force=False, repair=True, term=sys.stderr)
+    assert "recomputing damaged runs: synthetic-fnn-seed0" in capsys.readouterr().err
+    assert job.parameters["force"] is True
+    assert [j.name for j in jobs if "force" in j.parameters] == [job.name]
+
+
+def test_a_damaged_run_is_never_taken_as_cached(tmp_path, monkeypatch):
+    prof = rp.load_profile(str(tiny_profile(tmp_path)))
+    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    job, folder = finished_run(jobs)
+    meta = {"status": "complete", "cache_key": job.run_key}
+    (folder / results.META).write_text(json.dumps(meta))
+    Path(job.output).parent.mkdir(parents=True)
+    Path(job.output).write_text("{}")
+    res = rp.JobResult(job.name, "ok")
+    rp._record(tmp_path / "out", job, res)
+    monkeypatch.setattr(results, "run_problems", lambda d: [], raising=False)
+    assert rp.is_cached(tmp_path / "out", job)
+    monkeypatch.setattr(results, "run_problems", lambda d: ["layers.csv: sha256"], raising=False)
+    assert not rp.is_cached(tmp_path / "out", job)
+    monkeypatch.setattr(results, "run_problems", lambda d: [], raising=False)
+    (folder / results.META).write_text('{"status": "compl')  # meta.json cut short
+    assert not rp.is_cached(tmp_path / "out", job)
