@@ -262,4 +262,4 @@ def test_help_shows_defaults_and_no_rst(capsys):
     assert "reproduce" in top and "status 2" in top
     flat = " ".join(help_text(capsys, "reproduce").split())
     assert "(default: 1)" in flat and f"(default: {ROOT / 'results'})" in flat
-    assert "(default: quick)" in flat and "smoke about 90 s" in flat
+    assert "(default: quick)" in flat and "smoke 80-100 s" in flat

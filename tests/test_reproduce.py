@@ -345,3 +345,9 @@ def test_a_damaged_run_is_never_taken_as_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "run_problems", lambda d: [], raising=False)
     (folder / results.META).write_text('{"status": "compl')  # meta.json cut short
     assert not rp.is_cached(tmp_path / "out", job)
+
+
+def test_smoke_description_states_its_epochs():
+    prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
+    words = {1: "one epoch", 2: "two epochs", 3: "three epochs"}
+    assert words[prof["defaults"]["epochs"]] in " ".join(prof["description"].split())

@@ -256,7 +256,7 @@ def _add_reproduce_parser(sub) -> None:
         "reproduce",
         help="run a profile's notebooks with papermill, then build the book",
         description="Run a profile's notebooks with papermill, then build the book.\n"
-        "Measured on 2 CPU cores: smoke about 90 s (book included), quick about 20 min.",
+        "Measured on 2 CPU cores: smoke 80-100 s (book included), quick about 12 min.",
         formatter_class=_Formatter,
     )
     p.add_argument(
