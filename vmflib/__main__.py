@@ -15,6 +15,8 @@ import sys
 
 #: Exit status for errors in what the user gave (a profile, an option, a missing file).
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _cmd_bench(args) -> int:
@@ -94,12 +96,14 @@ def _bench_against(args) -> tuple[str, object]:
 
 def _cmd_data(args) -> int:
     from .data import fetch
+    from .reproduce import default_data
     from .validate import UserError
 
+    root = default_data() if args.root is None else args.root
     try:
-        path = fetch(args.name, root=args.root)
+        path = fetch(args.name, root=root)
     except OSError as e:  # URLError, socket errors, no route: the network is needed
-        raise UserError(_offline_hint(args.name, args.root, e)) from e
+        raise UserError(_offline_hint(args.name, root, e)) from e
     except RuntimeError as e:  # MnistFetchError; torchvision's integrity errors
         raise UserError(f"data fetch {args.name}: {e}") from e
     print(f"{args.name} is ready under {path}")
@@ -243,7 +247,9 @@ def _add_data_parser(sub) -> None:
         formatter_class=_Formatter,
     )
     f.add_argument("name", choices=list(KNOWN_DATASETS))
-    f.add_argument("--root", default=None, help="data folder (None: $VMFLIB_DATA, else ./data)")
+    f.add_argument(
+        "--root", default=None, help="data folder (None: $VMFLIB_DATA, else the checkout's data/)"
+    )
     _add_debug(f)
     f.set_defaults(func=_cmd_data)
 
@@ -319,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before or after a batch (reproduce handles its own)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -990,15 +990,17 @@ def reproduce(
                     scheduler=scheduler,
                     force=force,
                 )
-            except (Interrupted, KeyboardInterrupt) as e:
-                done = (
-                    f"{len(e.finished)} of {e.total} jobs"
-                    if isinstance(e, Interrupted)
-                    else ("the jobs")
-                )
+            except Interrupted as e:
                 print(
-                    f"interrupted: {done} finished and are cached under {out / 'cache'}; "
-                    "run the same command again to resume",
+                    f"interrupted: {len(e.finished)} of {e.total} jobs finished and are cached "
+                    f"under {out / 'cache'}; run the same command again to resume",
+                    file=term,
+                )
+                return EXIT_INTERRUPTED
+            except KeyboardInterrupt:
+                print(
+                    f"interrupted while the book was built; the jobs are cached under "
+                    f"{out / 'cache'}; run the same command again to build it",
                     file=term,
                 )
                 return EXIT_INTERRUPTED
