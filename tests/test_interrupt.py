@@ -42,10 +42,10 @@ def three_run_profile(tmp_path):
     return path
 
 
-def start(profile, out):
+def start(profile, out, *options):
     return subprocess.Popen(
         [sys.executable, "-m", "vmflib", "reproduce", "--profile", str(profile)]
-        + ["--out", str(out), "--no-book", "--jobs", "1"],
+        + ["--out", str(out), "--no-book", "--jobs", "1", *options],
         cwd=rp.ROOT,
         env={**os.environ, "PYTHONPATH": str(rp.ROOT)},
         stdout=subprocess.PIPE,
@@ -108,3 +108,22 @@ def test_sigint_stops_the_batch_and_the_rerun_resumes(tmp_path):
     log = folder / rp.LOG_FILE
     assert f"kernel and tool messages: {log}" in stdout
     assert "[IPKernelApp]" not in stderr and "[IPKernelApp]" in log.read_text()
+
+
+def test_sigint_with_the_dask_executor_leaves_no_worker_or_kernel(tmp_path):
+    profile, out = three_run_profile(tmp_path), tmp_path / "results"
+    folder = out / "three"
+    proc = start(profile, out, "--executor", "dask")
+    try:
+        wait_for(lambda: (folder / "cache" / f"{RUNS[0]}.json").exists(), 240, "the first job")
+        wait_for(lambda: kernels_of(proc.pid), 60, "the second job's kernel")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted: 1 of 3 jobs finished" in stderr and "Traceback" not in stderr
+    assert not (folder / "runs" / RUNS[2]).exists()
+    _, alive = psutil.wait_procs(children, timeout=10)  # workers, nannies, kernels
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
