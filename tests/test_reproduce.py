@@ -351,3 +351,29 @@ def test_smoke_description_states_its_epochs():
     prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
     words = {1: "one epoch", 2: "two epochs", 3: "three epochs"}
     assert words[prof["defaults"]["epochs"]] in " ".join(prof["description"].split())
+
+
+def test_force_and_repair_recompute_training_runs(tmp_path):
+    """End to end: --force retrains a finished run; a damaged one stops the batch, and
+    --repair retrains it. Needs the run notebook's ``force`` parameter and
+    ``vmflib.results.run_problems``."""
+    if "force" not in book.notebook_parameters(rp.NOTEBOOKS / rp.RUN_NOTEBOOK):
+        pytest.skip(f"{rp.RUN_NOTEBOOK} takes no 'force' parameter (it passes it to train.run)")
+    if not hasattr(results, "run_problems"):
+        pytest.skip("vmflib.results.run_problems is not there (it checks run folders)")
+    profile = tiny_profile(tmp_path, chapters={name: False for name in book.CHAPTERS})
+    out = tmp_path / "results"
+    kw = {"out": out, "book": False, "progress": False}
+    assert rp.reproduce(str(profile), **kw) == 0
+    meta = out / "tiny" / "runs" / "synthetic-fnn-seed0" / results.META
+    first = meta.stat().st_mtime_ns
+    assert rp.reproduce(str(profile), **kw) == 0 and meta.stat().st_mtime_ns == first
+    assert rp.reproduce(str(profile), force=True, **kw) == 0
+    forced = meta.stat().st_mtime_ns
+    assert forced != first
+    table = meta.with_name("measurements.csv")
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.raises(UserError, match="damaged run folders: synthetic-fnn-seed0"):
+        rp.reproduce(str(profile), **kw)
+    assert rp.reproduce(str(profile), repair=True, **kw) == 0
+    assert meta.stat().st_mtime_ns != forced and not results.run_problems(meta.parent)
