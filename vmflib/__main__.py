@@ -96,36 +96,25 @@ def _bench_against(args) -> tuple[str, object]:
 
 def _cmd_data(args) -> int:
     from .data import fetch
-    from .reproduce import default_data
     from .validate import UserError
 
-    root = default_data() if args.root is None else args.root
     try:
-        path = fetch(args.name, root=root)
+        path = fetch(args.name, root=args.root)
     except OSError as e:  # URLError, socket errors, no route: the network is needed
-        raise UserError(_offline_hint(args.name, root, e)) from e
-    except RuntimeError as e:  # MnistFetchError; torchvision's integrity errors
+        raise UserError(_offline_hint(args.name, e)) from e
+    except RuntimeError as e:  # no network (CIFAR-10), MnistFetchError, checksum mismatch
         raise UserError(f"data fetch {args.name}: {e}") from e
     print(f"{args.name} is ready under {path}")
     return 0
 
 
-def _offline_hint(name: str, root, err: Exception) -> str:
-    """Two lines: the download failed, and how to put the files there by hand."""
-    from .data import data_root, dataset_spec
+def _offline_hint(name: str, err: Exception) -> str:
+    """One line: the download failed, the network is needed, and the data set's hint."""
+    from .data import dataset_spec
 
-    folder = data_root(root)
-    spec = dataset_spec(name)
-    where = folder
-    if spec.name == "cifar10":
-        from .data.cifar10 import CIFAR10_FOLDER
-
-        where = f"{folder}/{CIFAR10_FOLDER} (the unpacked cifar-10-python.tar.gz, or the "
-        where += f"archive itself in {folder})"
     return (
-        f"data fetch {name}: the download needs the network, which is not reachable "
-        f"({type(err).__name__}: {str(err)[:120]}).\n"
-        f"Fetch it on a machine with network access and put it under {where}."
+        f"data fetch {name}: the download needs the network ({type(err).__name__}: {err}); "
+        f"{dataset_spec(name).fetch_hint}"
     )
 
 

@@ -53,8 +53,8 @@ import yaml
 
 from . import book, results, train, validate
 from .book import build as build_book
-from .data import DATA_ENV_VAR, files_fingerprint, require
 from .data import data_root as default_data_root
+from .data import files_fingerprint, require
 from .train import RunConfig
 from .validate import UserError
 
@@ -83,12 +83,6 @@ def default_dir(name: str) -> Path:
 def default_out() -> Path:
     """Where reproductions go unless ``--out`` says otherwise: :func:`default_dir` results."""
     return default_dir("results")
-
-
-def default_data() -> Path | None:
-    """The data folder of a reproduction without ``--data-root``: None (``$VMFLIB_DATA``)
-    when that variable is set, else :func:`default_dir` data."""
-    return None if os.environ.get(DATA_ENV_VAR) else default_dir("data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,8 +335,8 @@ def _cache_file(out: Path, job: Job) -> Path:
 
 def is_cached(out: Path, job: Job) -> bool:
     """The job ran with this key and succeeded, its executed notebook is there and, for a
-    run, its folder holds an intact (:func:`run_problems`), finished run with the run's
-    cache key."""
+    run, its folder holds an intact (:func:`vmflib.results.run_problems`), finished run
+    with the run's cache key."""
     f = _cache_file(out, job)
     if not f.exists() or not Path(job.output).exists():
         return False
@@ -355,7 +349,7 @@ def is_cached(out: Path, job: Job) -> bool:
     run = _read_json(folder / results.META)
     if run is None or run.get("cache_key") != job.run_key:
         return False
-    return run.get("status") in train.FINISHED and not run_problems(folder)
+    return run.get("status") in train.FINISHED and not results.run_problems(folder)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -367,19 +361,10 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def run_problems(folder: Path) -> list[str]:
-    """What is wrong with a run folder (:func:`vmflib.results.run_problems`: meta.json
-    parses, tables complete, recorded file hashes match); [] for an intact one."""
-    check = getattr(results, "run_problems", None)
-    if check is not None:
-        return list(check(folder))
-    return [] if _read_json(Path(folder) / results.META) else [f"{results.META} does not parse"]
-
-
 def damaged_runs(jobs: list[Job]) -> dict[str, list[str]]:
     """Run name -> problems, for every run job whose folder holds a finished run (or a
-    meta.json that does not parse) that :func:`run_problems` finds damaged. Unfinished
-    runs are left to resume."""
+    meta.json that does not parse) that :func:`vmflib.results.run_problems` finds
+    damaged. Unfinished runs are left to resume."""
     damaged = {}
     for j in jobs:
         folder = Path(j.parameters.get("out_dir", "")) if j.kind == "run" else None
@@ -388,7 +373,7 @@ def damaged_runs(jobs: list[Job]) -> dict[str, list[str]]:
         meta = _read_json(folder / results.META)
         if meta is not None and meta.get("status") not in train.FINISHED:
             continue
-        problems = run_problems(folder)
+        problems = results.run_problems(folder)
         if problems:
             damaged[j.name] = problems
     return damaged
@@ -900,7 +885,7 @@ def prepare(profile: str, out, data_root, device: str | None) -> tuple[Profile, 
     if device is not None:
         validate.check_device(f"--device {device}", device)
     out = Path(default_out() if out is None else out).resolve() / prof.name
-    root = default_data_root(default_data() if data_root is None else data_root).resolve()
+    root = default_data_root(data_root).resolve()
     for name in sorted({c.dataset for c in prof.runs}):
         try:
             require(name, root)  # once, before parallel jobs could race for the files
@@ -966,7 +951,8 @@ def reproduce(
     1 = a job or the book failed, :data:`EXIT_INTERRUPTED` after SIGINT). Bad input
     raises :class:`UserError` before any work starts.
 
-    ``out`` None is :func:`default_out`; ``data_root`` None is :func:`default_data`."""
+    ``out`` None is :func:`default_out`; ``data_root`` None is
+    :func:`vmflib.data.data_root`'s default."""
     check_options(n_jobs, executor, scheduler)
     prof, out, data_root = prepare(profile, out, data_root, device)
     with output_lock(out):
