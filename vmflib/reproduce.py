@@ -21,7 +21,8 @@ Layout of one reproduction (``--out``, default :func:`default_out`)::
     <out>/<profile>/notebooks/*.ipynb  executed notebooks (chapters and runs)
     <out>/<profile>/cache/*.json       one record per job: key, status, seconds
     <out>/<profile>/book/              the assembled book; HTML in _build/html/
-    <out>/<profile>/reproduce.log      what kernels, libraries and jupyter-book printed
+    <out>/<profile>/reproduce.log      what kernels, Dask and libraries printed; a failed
+                                       book build's jupyter-book output
     <out>/<profile>/.lock              held while a reproduce writes here (pid, host, start)
 
 While the batch runs, the terminal shows one progress bar and one line per finished job;
