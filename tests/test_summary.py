@@ -14,6 +14,7 @@ from tiny_tables import layer_table, run_table
 
 from vmflib import book, plots
 from vmflib.chapters import claim_a, claim_b, du_drivers, summary
+from vmflib.results import MEASUREMENTS, REQUIRED_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "summary.ipynb"
@@ -34,7 +35,10 @@ def write_runs(root: Path, table: pd.DataFrame, seconds: float = 2.0) -> None:
         config = {"model": g["model"].iloc[0], "seed": int(g["seed"].iloc[0])}
         meta = {"status": "complete", "seconds": seconds, "config": config}
         (folder / "meta.json").write_text(json.dumps(meta))
-        g.drop(columns=["run", "model", "seed"]).to_csv(folder / "measurements.csv", index=False)
+        g = g.drop(columns=["run", "model", "seed"])
+        for column in REQUIRED_COLUMNS[MEASUREMENTS]:  # a real run's table has them all
+            g[column] = g[column] if column in g else 0.5
+        g.to_csv(folder / MEASUREMENTS, index=False)
         lay = layers[layers["run"] == run].drop(columns=["run", "model", "seed"])
         lay.to_csv(folder / "layers.csv", index=False)
 
@@ -98,8 +102,8 @@ def test_cost_numbers_count_the_runs_and_the_chapters_that_read_none(tmp_path):
 def test_du_parameters_are_the_chapters(monkeypatch):
     defaults = summary.du_parameters(None)
     assert set(defaults) == {"model", "batch_size", "lr", "toy_steps", "seed"}
-    smoke = summary.du_parameters("smoke")  # profile smoke overrides three of them
-    assert smoke == {**defaults, "batch_size": 32, "lr": 0.2, "toy_steps": 300}
+    overrides = {"du_drivers": {"batch_size": 32, "lr": 0.2, "toy_steps": 300}, "claim_a": {}}
+    assert summary.du_parameters(overrides) == {**defaults, **overrides["du_drivers"]}
 
 
 def test_du_sentence_quotes_du_drivers_verdicts(tmp_path, monkeypatch):
@@ -120,8 +124,9 @@ def test_du_sentence_quotes_du_drivers_verdicts(tmp_path, monkeypatch):
         return summary.ChapterResult(numbers=numbers)
 
     monkeypatch.setattr(du_drivers, "compute", fake)
-    sentence = summary.du_numbers(tmp_path, "smoke")["du_sentence"]
-    assert seen == {**summary.du_parameters("smoke"), "results_dir": tmp_path}
+    chapters = {"du_drivers": {"lr": 0.2}}
+    sentence = summary.du_numbers(tmp_path, chapters)["du_sentence"]
+    assert seen == {**summary.du_parameters(chapters), "results_dir": tmp_path}
     assert "batch size agrees" in sentence and "learning rate disagrees" in sentence
     assert "measured 0.61, predicted 0.65" in sentence
 
@@ -162,7 +167,7 @@ def test_notebook_is_thin_with_a_parameters_cell():
     code = json.loads(NOTEBOOK.read_text())["cells"]
     code = [c for c in code if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"]["tags"]
-    assert book.notebook_parameters(NOTEBOOK) == ("results_dir", "profile")
+    assert book.notebook_parameters(NOTEBOOK) == ("results_dir", "profile", "chapters")
     lines = [
         line
         for c in code

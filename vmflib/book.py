@@ -186,7 +186,8 @@ def present_notebook(nb, *, notebook: str, parameters: dict, out: Path, profile:
             continue
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if any(t in tags for t in PARAMETER_TAGS):
-            tags.append("remove-cell")
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
         elif not any(t in tags for t in INPUT_TAGS):
             tags.append("hide-input")
     box = nbformat.v4.new_markdown_cell(rerun_box(notebook, parameters, out, profile))
@@ -200,6 +201,11 @@ def present_notebook(nb, *, notebook: str, parameters: dict, out: Path, profile:
     return nb
 
 
+#: Parameters of a build that a reader's rerun should not repeat (``force``: recompute a
+#: finished run, set by ``reproduce --force``).
+NOT_RERUN = ("force",)
+
+
 def rerun_box(notebook: str, parameters: dict, out: Path, profile: str) -> str:
     """MyST admonition with the papermill command that reruns ``notebook`` with
     ``parameters`` (from the repository root; mappings and lists as ``-y`` YAML, the rest
@@ -208,6 +214,8 @@ def rerun_box(notebook: str, parameters: dict, out: Path, profile: str) -> str:
 
     args = []
     for name, value in parameters.items():
+        if name in NOT_RERUN:
+            continue
         value = _relative_parameter(value, out)
         if value is _DROP:
             continue

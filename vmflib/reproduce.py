@@ -68,6 +68,9 @@ RUN_NOTEBOOK = "train_and_measure.ipynb"
 PROFILE_KEYS = {"name", "description", "defaults", "runs", "chapters"}
 #: Parameters that reproduce gives every results chapter (a profile cannot set them).
 RESULTS_PARAMETERS = ("results_dir", "profile")
+#: A results chapter whose notebook declares this parameter reads every run of the profile
+#: (all groups) and gets the profile's chapter overrides in it (``{chapter: {name: value}}``).
+ALL_CHAPTERS_PARAMETER = "chapters"
 #: Exit status after an interrupt (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 #: Files of one reproduction: the log of kernels and tools, the lock of its writer.
@@ -231,7 +234,7 @@ def _profile_chapters(path: Path, section) -> dict[str, dict]:
             raise UserError(f"{path}: chapters.{name} must be a mapping, null or false")
         allowed = set(book.notebook_parameters(NOTEBOOKS / chapter.notebook))
         if chapter.kind == "results":
-            allowed -= set(RESULTS_PARAMETERS)
+            allowed -= {*RESULTS_PARAMETERS, ALL_CHAPTERS_PARAMETER}
         bad = set(params or {}) - allowed
         if bad:
             raise UserError(
@@ -314,6 +317,9 @@ def expand_jobs(
             rdir = str(runs_dir(out, chapter.group))
             params = {**params, "results_dir": rdir, "profile": prof.name}
             deps = tuple(run_names.get(chapter.group, ()))
+            if ALL_CHAPTERS_PARAMETER in book.notebook_parameters(NOTEBOOKS / chapter.notebook):
+                params[ALL_CHAPTERS_PARAMETER] = prof.chapters
+                deps = tuple(n for names in run_names.values() for n in names)
         jobs.append(Job(name, chapter.notebook, params, chapter.kind, deps=deps))
     lib = ["__init__", *(m for m in results.library_modules() if m not in results.TOOL_MODULES)]
     lib_code = results.code_digest(lib)

@@ -33,16 +33,17 @@ DU_GROUP = "du_drivers"
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def compute(results_dir, profile: str | None = None) -> ChapterResult:
+def compute(results_dir, profile: str | None = None, chapters: dict | None = None) -> ChapterResult:
     """The summary of the finished runs under ``results_dir`` (``<out>/runs``).
 
-    ``profile`` (a profile name or .yaml path) supplies the du_drivers chapter's parameter
-    overrides; None uses its notebook's defaults. Tables and numbers: :func:`assess`,
-    :func:`du_numbers`, :func:`cost_numbers`, and profile (the name as given).
+    ``chapters`` holds the profile's chapter parameter overrides (``{chapter: {name:
+    value}}``, as :mod:`vmflib.reproduce` passes them); the du_drivers chapter's are applied
+    over its notebook's defaults. Tables and numbers: :func:`assess`, :func:`du_numbers`,
+    :func:`cost_numbers`, and profile (the name as given).
     """
     out = Path(results_dir).parent
     res = assess(claim_a.compute(results_dir), claim_b.compute(results_dir))
-    res.add(**du_numbers(out / "groups" / DU_GROUP, profile))
+    res.add(**du_numbers(out / "groups" / DU_GROUP, chapters))
     res.add(**cost_numbers(out), profile=str(profile))
     return res
 
@@ -142,27 +143,24 @@ def notebook_defaults(path: Path) -> dict:
     raise ValueError(f"{path} has no code cell tagged 'parameters'")
 
 
-def du_parameters(profile: str | None) -> dict:
+def du_parameters(chapters: dict | None) -> dict:
     """The keyword arguments of :func:`vmflib.chapters.du_drivers.compute` that chapter
-    du_drivers runs with: its notebook's defaults < the profile's ``chapters.du_drivers``."""
+    du_drivers runs with: its notebook's defaults < ``chapters["du_drivers"]``."""
     params = notebook_defaults(NOTEBOOKS / f"{DU_GROUP}.ipynb")
-    if profile is not None:
-        from ..reproduce import load_profile
-
-        params.update(load_profile(profile).chapters.get(DU_GROUP, {}))
+    params.update((chapters or {}).get(DU_GROUP) or {})
     return {k: v for k, v in params.items() if k not in ("results_dir", "profile")}
 
 
-def du_numbers(group_dir: Path, profile: str | None) -> dict:
+def du_numbers(group_dir: Path, chapters: dict | None) -> dict:
     """du_sentence: the two agreement verdicts of :func:`vmflib.chapters.du_drivers.compute`
-    on the runs under ``group_dir`` with :func:`du_parameters` of ``profile``, as one
+    on the runs under ``group_dir`` with :func:`du_parameters` of ``chapters``, as one
     sentence, or why there are none."""
     from . import du_drivers
 
     if not Path(group_dir).is_dir():
         return dict(du_sentence="This build has no runs of the batch-size and learning-rate grid.")
     try:
-        n = du_drivers.compute(group_dir, **du_parameters(profile)).numbers
+        n = du_drivers.compute(group_dir, **du_parameters(chapters)).numbers
     except (RuntimeError, ValueError) as e:
         return dict(du_sentence=f"The grid's verdicts are not available in this build ({e}).")
     return dict(
