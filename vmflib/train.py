@@ -286,7 +286,8 @@ def _folder_action(out: Path, key: str, *, force: bool, replace_stale: bool) -> 
             return "fresh"
         raise ValueError(
             f"{out} holds a run with another cache key (different config, data or code); "
-            "use another folder or force=True"
+            "use another folder, or recompute it (run(..., force=True); the run notebook's "
+            "parameter force; python -m vmflib reproduce --force)"
         )
     return "done" if old.get("status") in FINISHED else "continue"
 
@@ -333,7 +334,8 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict:
     """The checkpoint's dict, read with ``torch.load(..., weights_only=True)`` (tensors and
     plain values only: nothing in the file can run code). A file that does not load, or
     lacks an entry, raises :class:`vmflib.results.DamagedRunError` naming it; the run then
-    stops (delete the file to restart the run from scratch, or pass ``force=True``)."""
+    stops (delete the file to restart the run from scratch, or recompute it: ``force=True``
+    here, ``python -m vmflib reproduce --repair`` for a profile's runs)."""
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # any failure to load (format, unsafe content) is a damaged file
