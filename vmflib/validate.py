@@ -29,8 +29,6 @@ from . import book
 
 #: A profile name: letters, digits, ``_`` and ``-``, starting with a letter or digit.
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-#: Training examples of the data sets with files, known without loading them.
-TRAIN_SIZES = {"mnist": 60_000, "cifar10": 50_000}
 #: Model constructor arguments that build_model fills itself (not ``model_kwargs``).
 MODEL_POSITIONAL = ("input_shape", "num_classes")
 
@@ -121,13 +119,12 @@ def check_device(where: str, device: str, has_cuda=None) -> None:
 
 
 def train_size(dataset: str, data_kwargs: dict) -> int | None:
-    """Training examples of ``dataset`` without loading it (None when not known)."""
-    from .data import SYNTHETIC_DEFAULT_N, dataset_spec
+    """Training examples of ``dataset`` with ``data_kwargs``, without loading it
+    (``DatasetSpec.n_train``; None when the spec does not know)."""
+    from .data import dataset_spec
 
     spec = dataset_spec(dataset)
-    if spec.generated and spec.name == "synthetic":
-        return int(data_kwargs.get("n", SYNTHETIC_DEFAULT_N))
-    return getattr(spec, "n_train", None) or TRAIN_SIZES.get(spec.name)
+    return None if spec.n_train is None else spec.n_train(**data_kwargs)
 
 
 # --- chapters --------------------------------------------------------------------------------

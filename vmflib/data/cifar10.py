@@ -115,5 +115,6 @@ SPEC = DatasetSpec(
     mean=CIFAR10_MEAN,
     std=CIFAR10_STD,
     fetch=fetch,
+    n_train=lambda **options: 50_000,
     checksums={f"{CIFAR10_FOLDER}/{name}": f"md5:{h}" for name, h in CIFAR10_FILES_MD5.items()},
 )

@@ -325,5 +325,6 @@ SPEC = DatasetSpec(
     std=MNIST_STD,
     fetch=fetch_mnist,
     offline_fetch=True,
+    n_train=lambda **options: 60_000,
     checksums={f"MNIST/raw/{name}": f"sha256:{h}" for name, h in MNIST_RAW_SHA256.items()},
 )

@@ -49,6 +49,8 @@ class DatasetSpec:
             ``load`` may run it unasked.
         generated: the data set is computed in memory from ``options``; it has no files.
         options: keyword arguments ``load`` accepts (``load_dataset(name, **options)``).
+        n_train: ``n_train(**options) -> int``: the number of training examples with
+            these options, known without loading the data (None: not known).
         checksums: the files ``load`` reads, each with its pinned checksum: path relative
             to the data root -> ``"sha256:<hex>"`` or ``"md5:<hex>"``; checked before
             loading (:func:`vmflib.data.verify_dataset`). Empty: nothing is checked.
@@ -66,6 +68,7 @@ class DatasetSpec:
     offline_fetch: bool = False
     generated: bool = False
     options: tuple[str, ...] = ()
+    n_train: Callable[..., int] | None = None
     checksums: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):

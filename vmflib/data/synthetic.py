@@ -112,4 +112,5 @@ SPEC = DatasetSpec(
     fetch_hint="generated in memory from its options; nothing to fetch",
     generated=True,
     options=("n", "shape", "num_classes", "seed", "n_test"),
+    n_train=lambda n=SYNTHETIC_DEFAULT_N, **options: int(n),
 )
