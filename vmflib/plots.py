@@ -189,7 +189,7 @@ def _panels(n: int, height: float = 3.4):
 
 def _legend_under(ax, ncol: int = 2) -> None:
     """The legend of one panel, centred under its x-axis label."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.34), ncol=ncol)
 
 
 def _legend_below(fig, handles, labels, ncol: int = 2) -> None:
