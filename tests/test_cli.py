@@ -11,9 +11,10 @@ import pytest
 
 from vmflib import reproduce as rp
 from vmflib.__main__ import main
+from vmflib.reproduce import layout
 from vmflib.validate import UserError
 
-ROOT = rp.ROOT
+ROOT = layout.ROOT
 
 
 def test_bench_vmf_table(tmp_path, capsys):
@@ -243,7 +244,7 @@ def test_offline_cifar10_fetch_says_what_to_do(monkeypatch, capsys, tmp_path):
 
 def test_out_default_is_the_checkouts_results_whatever_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert rp.default_out() == ROOT / "results"
+    assert layout.default_out() == ROOT / "results"
 
 
 def help_text(capsys, *argv) -> str:

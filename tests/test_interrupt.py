@@ -13,7 +13,8 @@ import time
 import psutil
 import yaml
 
-from vmflib import reproduce as rp
+from vmflib import book
+from vmflib.reproduce import layout
 
 RUNS = ["synthetic-fnn-seed0", "synthetic-fnn-seed1", "synthetic-fnn-seed2"]
 
@@ -35,7 +36,7 @@ def three_run_profile(tmp_path):
             "device": "cpu",
         },
         "runs": [{"model": "fnn", "seeds": [0, 1, 2], "model_kwargs": {"hidden": 8}}],
-        "chapters": {name: False for name in rp.book.CHAPTERS},
+        "chapters": {name: False for name in book.CHAPTERS},
     }
     path = tmp_path / "three.yaml"
     path.write_text(yaml.safe_dump(prof))
@@ -46,8 +47,8 @@ def start(profile, out, *options):
     return subprocess.Popen(
         [sys.executable, "-m", "vmflib", "reproduce", "--profile", str(profile)]
         + ["--out", str(out), "--no-book", "--jobs", "1", *options],
-        cwd=rp.ROOT,
-        env={**os.environ, "PYTHONPATH": str(rp.ROOT)},
+        cwd=layout.ROOT,
+        env={**os.environ, "PYTHONPATH": str(layout.ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -97,7 +98,7 @@ def test_sigint_stops_the_batch_and_the_rerun_resumes(tmp_path):
     assert not (folder / "notebooks" / f"{RUNS[2]}.ipynb").exists()
     assert not (folder / "notebooks" / f"{RUNS[1]}.ipynb").exists()
     assert not [p for p in kernels if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not (folder / rp.LOCK_FILE).exists()
+    assert not (folder / layout.LOCK_FILE).exists()
 
     rerun = start(profile, out)
     stdout, stderr = rerun.communicate(timeout=300)
@@ -105,7 +106,7 @@ def test_sigint_stops_the_batch_and_the_rerun_resumes(tmp_path):
     assert "profile three: 2 executed, 1 cached, 0 failed" in stdout
     assert [line.split()[1] for line in stdout.splitlines() if line.startswith("ok ")] == RUNS[1:]
     # a quiet terminal: kernel warnings are in the log, which the summary names
-    log = folder / rp.LOG_FILE
+    log = folder / layout.LOG_FILE
     assert f"kernel and tool messages: {log}" in stdout
     assert "[IPKernelApp]" not in stderr and "[IPKernelApp]" in log.read_text()
 

@@ -19,6 +19,8 @@ import yaml
 from vmflib import book, results, train
 from vmflib import reproduce as rp
 from vmflib.data import data_root
+from vmflib.reproduce import layout, profiles, session
+from vmflib.reproduce.jobs import JobResult, damaged_runs, expand_jobs, is_cached, record
 from vmflib.validate import UserError
 
 SMOKE_RUN = {"model": "fnn", "seeds": [0], "model_kwargs": {"hidden": 8}}
@@ -27,7 +29,7 @@ ONLY_CLAIM_A = {"summary": False, "vmf_estimation": False, "toy_model": False, "
 
 
 def tiny_profile(tmp_path, name="tiny", **extra) -> Path:
-    prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
+    prof = yaml.safe_load((layout.PROFILES / "smoke.yaml").read_text())
     prof.update({"name": name, "runs": [SMOKE_RUN], "chapters": ONLY_CLAIM_A})
     prof["defaults"]["epochs"] = 1
     prof.update(extra)
@@ -37,7 +39,7 @@ def tiny_profile(tmp_path, name="tiny", **extra) -> Path:
 
 
 def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
-    for p in sorted(rp.NOTEBOOKS.glob("*.ipynb")):
+    for p in sorted(layout.NOTEBOOKS.glob("*.ipynb")):
         nb = nbformat.read(p, as_version=4)
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -81,7 +83,7 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
         assert "Training run" in page.read_text() and "<img" in page.read_text(), run
         assert f'href="notebooks/runs/{run}.html"' in reproducibility, run
     # one cache key per run: the job's run key is the run folder's, from the same function
-    jobs = rp.expand_jobs(rp.load_profile("smoke"), out / "smoke", data_root=data_root())
+    jobs = expand_jobs(profiles.load_profile("smoke"), out / "smoke", data_root=data_root())
     for j in (j for j in jobs if j.kind == "run"):
         meta = results.read_meta(j.parameters["out_dir"])
         assert meta["cache_key"] == j.run_key
@@ -90,7 +92,7 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
     # a second run recomputes nothing
     t0 = time.perf_counter()
     assert rp.reproduce("smoke", out=out, n_jobs=2, progress=False, book=False) == 0
-    n_jobs = len(rp.expand_jobs(rp.load_profile("smoke"), out / "smoke"))
+    n_jobs = len(expand_jobs(profiles.load_profile("smoke"), out / "smoke"))
     assert f"0 executed, {n_jobs} cached, 0 failed" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 30
     # a run folder gone: that run's notebook runs again, and nothing that reads it changes
@@ -100,7 +102,7 @@ def test_smoke_profile_end_to_end_with_book_and_cache(tmp_path, capsys):
 
 
 def keys_of(profile_file, out, **kw) -> dict[str, str]:
-    return {j.name: j.key for j in rp.expand_jobs(rp.load_profile(str(profile_file)), out, **kw)}
+    return {j.name: j.key for j in expand_jobs(profiles.load_profile(str(profile_file)), out, **kw)}
 
 
 def test_cache_keys_follow_config_data_notebook_and_dependencies(tmp_path, monkeypatch):
@@ -130,8 +132,8 @@ def test_cache_keys_follow_config_data_notebook_and_dependencies(tmp_path, monke
     # a notebook: its jobs only (the run notebook: not claim_a, which keys on the runs' cache
     # keys, unchanged)
     nbdir = tmp_path / "notebooks"
-    shutil.copytree(rp.NOTEBOOKS, nbdir)
-    monkeypatch.setattr(rp, "NOTEBOOKS", nbdir)
+    shutil.copytree(layout.NOTEBOOKS, nbdir)
+    monkeypatch.setattr(layout, "NOTEBOOKS", nbdir)
     for name, expected in [("toy_model", {"toy_model"}), ("train_and_measure", {fnn, cnn})]:
         nb = nbformat.read(nbdir / f"{name}.ipynb", as_version=4)
         nb.cells.append(nbformat.v4.new_markdown_cell("one more paragraph"))
@@ -142,8 +144,8 @@ def test_cache_keys_follow_config_data_notebook_and_dependencies(tmp_path, monke
 def test_data_fingerprint_is_the_files_fingerprint(tmp_path):
     from vmflib.data import files_fingerprint
 
-    prof = rp.load_profile(str(tiny_profile(tmp_path)))
-    (job,) = (j for j in rp.expand_jobs(prof, tmp_path) if j.kind == "run")
+    prof = profiles.load_profile(str(tiny_profile(tmp_path)))
+    (job,) = (j for j in expand_jobs(prof, tmp_path) if j.kind == "run")
     config = train.RunConfig.from_dict(job.parameters["config"])
     assert job.run_key == train.cache_key(config, files_fingerprint("synthetic", None))
     assert job.run_key == train.cache_key(prof.runs[0], files_fingerprint("synthetic", None))
@@ -151,7 +153,7 @@ def test_data_fingerprint_is_the_files_fingerprint(tmp_path):
 
 def test_chapters_are_declared_once():
     # every notebook but the run notebook is a chapter of the book, and back
-    notebooks = {p.name for p in rp.NOTEBOOKS.glob("*.ipynb")} - {rp.RUN_NOTEBOOK}
+    notebooks = {p.name for p in layout.NOTEBOOKS.glob("*.ipynb")} - {layout.RUN_NOTEBOOK}
     assert notebooks == {c.notebook for c in book.CHAPTERS.values()}
     toc = book.toc(["synthetic-fnn-seed0"])
     files = [e["file"] for part in toc["parts"] for e in part["chapters"]]
@@ -159,34 +161,34 @@ def test_chapters_are_declared_once():
         f"notebooks/{name}" for name in book.CHAPTERS
     ]
     prose = [toc["root"]] + [f for f in files if not f.startswith("notebooks/")]
-    assert all((rp.BOOK / f"{f}.md").exists() for f in prose), prose
-    assert {p.stem for p in rp.BOOK.glob("*.md")} == set(prose)
+    assert all((layout.BOOK / f"{f}.md").exists() for f in prose), prose
+    assert {p.stem for p in layout.BOOK.glob("*.md")} == set(prose)
     (page,) = [e for part in toc["parts"] for e in part["chapters"] if "sections" in e]
     assert page == {
         "file": book.RUNS_PAGE,
         "sections": [{"file": "notebooks/runs/synthetic-fnn-seed0"}],
     }
     # a profile that names no chapter runs all of them with their defaults
-    prof = rp.load_profile("quick")
+    prof = profiles.load_profile("quick")
     assert list(prof.chapters) == list(book.CHAPTERS)
     assert all(params == {} for params in prof.chapters.values())
 
 
 def test_run_notebook_takes_one_config_and_restates_no_default():
-    params = book.notebook_parameters(rp.NOTEBOOKS / rp.RUN_NOTEBOOK)
+    params = book.notebook_parameters(layout.NOTEBOOKS / layout.RUN_NOTEBOOK)
     assert params == ("config", "out_dir", "data_root", "replace_stale", "force")
-    nb = nbformat.read(rp.NOTEBOOKS / rp.RUN_NOTEBOOK, as_version=4)
+    nb = nbformat.read(layout.NOTEBOOKS / layout.RUN_NOTEBOOK, as_version=4)
     tagged = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert "config = {}" in tagged.source
 
 
 def test_failing_notebook_gives_nonzero_exit_naming_the_cell(tmp_path, monkeypatch, capsys):
     nbdir = tmp_path / "notebooks"
-    shutil.copytree(rp.NOTEBOOKS, nbdir)
+    shutil.copytree(layout.NOTEBOOKS, nbdir)
     nb = nbformat.read(nbdir / "claim_a.ipynb", as_version=4)
     nb.cells.insert(3, nbformat.v4.new_code_cell("raise ValueError('boom in claim A')"))
     nbformat.write(nb, nbdir / "claim_a.ipynb")
-    monkeypatch.setattr(rp, "NOTEBOOKS", nbdir)
+    monkeypatch.setattr(layout, "NOTEBOOKS", nbdir)
     out = tmp_path / "results"
     status = rp.reproduce(str(tiny_profile(tmp_path)), out=out, progress=False, book=False)
     err = capsys.readouterr().err
@@ -233,17 +235,17 @@ def test_dask_executor_on_a_local_cluster(tmp_path, capsys):
 )
 def test_bad_profiles_fail_before_any_work(tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
-        rp.load_profile(str(tiny_profile(tmp_path, **change)))
+        profiles.load_profile(str(tiny_profile(tmp_path, **change)))
     with pytest.raises(ValueError, match="unknown profile"):
-        rp.load_profile("nonexistent")
+        profiles.load_profile("nonexistent")
 
 
 # --- one writer per output ------------------------------------------------------------------
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from vmflib import reproduce as rp
-with rp.output_lock(Path(sys.argv[1])):
+from vmflib.reproduce import session
+with session.output_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(120)
 """
@@ -253,8 +255,8 @@ def test_a_second_reproduce_on_the_same_output_stops_naming_the_holder(tmp_path)
     out = tmp_path / "results"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(out / "tiny")],
-        cwd=rp.ROOT,
-        env={**os.environ, "PYTHONPATH": str(rp.ROOT)},
+        cwd=layout.ROOT,
+        env={**os.environ, "PYTHONPATH": str(layout.ROOT)},
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -277,23 +279,23 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
     folder = tmp_path / "tiny"
     folder.mkdir()
     stale = {"pid": dead.pid, "host": socket.gethostname(), "started": "2020-01-01T00:00:00"}
-    (folder / rp.LOCK_FILE).write_text(json.dumps(stale))
-    with rp.output_lock(folder) as lock:
+    (folder / layout.LOCK_FILE).write_text(json.dumps(stale))
+    with session.output_lock(folder) as lock:
         held = json.loads(lock.read_text())
         assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
-    assert f"taking over the stale lock {folder / rp.LOCK_FILE} of pid {dead.pid}" in (
+    assert f"taking over the stale lock {folder / layout.LOCK_FILE} of pid {dead.pid}" in (
         capsys.readouterr().err
     )
-    assert not (folder / rp.LOCK_FILE).exists()  # released
+    assert not (folder / layout.LOCK_FILE).exists()  # released
 
 
 def test_a_lock_of_another_host_is_not_taken_over(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
     other = {"pid": 1, "host": "elsewhere", "started": "2020-01-01T00:00:00"}
-    (folder / rp.LOCK_FILE).write_text(json.dumps(other))
+    (folder / layout.LOCK_FILE).write_text(json.dumps(other))
     with pytest.raises(UserError, match="pid 1 on elsewhere, since 2020-01-01"):
-        with rp.output_lock(folder):
+        with session.output_lock(folder):
             pass
 
 
@@ -308,25 +310,25 @@ def finished_run(jobs, name="synthetic-fnn-seed0"):
 
 
 def test_force_passes_force_to_run_notebooks_without_changing_cache_keys(tmp_path):
-    prof = rp.load_profile(str(tiny_profile(tmp_path)))
-    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    prof = profiles.load_profile(str(tiny_profile(tmp_path)))
+    jobs = expand_jobs(prof, tmp_path / "out")
     keys = {j.name: j.key for j in jobs}
     rp._mark_forced(jobs, {j.name for j in jobs})
     run = next(j for j in jobs if j.kind == "run")
     assert run.parameters["force"] is True
     assert all("force" not in j.parameters for j in jobs if j.kind != "run")
-    again = rp.expand_jobs(prof, tmp_path / "out")
+    again = expand_jobs(prof, tmp_path / "out")
     assert {j.name: j.key for j in again} == keys
     assert all("force" not in j.parameters for j in again)
 
 
 def test_damaged_runs_stop_the_batch_unless_repair(tmp_path, monkeypatch, capsys):
-    prof = rp.load_profile(str(tiny_profile(tmp_path)))
-    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    prof = profiles.load_profile(str(tiny_profile(tmp_path)))
+    jobs = expand_jobs(prof, tmp_path / "out")
     job, folder = finished_run(jobs)
     problems = {str(folder): ["measurements.csv: 25 of 28 rows"]}
     monkeypatch.setattr(results, "run_problems", lambda d: problems.get(str(d), []))
-    assert rp.damaged_runs(jobs) == {job.name: ["measurements.csv: 25 of 28 rows"]}
+    assert damaged_runs(jobs) == {job.name: ["measurements.csv: 25 of 28 rows"]}
     with pytest.raises(UserError, match="damaged run folders: synthetic-fnn-seed0 .*--repair"):
         rp._check_damaged(jobs, force=False, repair=False, term=sys.stderr)
     rp._check_damaged(jobs, force=False, repair=True, term=sys.stderr)
@@ -336,26 +338,26 @@ def test_damaged_runs_stop_the_batch_unless_repair(tmp_path, monkeypatch, capsys
 
 
 def test_a_damaged_run_is_never_taken_as_cached(tmp_path, monkeypatch):
-    prof = rp.load_profile(str(tiny_profile(tmp_path)))
-    jobs = rp.expand_jobs(prof, tmp_path / "out")
+    prof = profiles.load_profile(str(tiny_profile(tmp_path)))
+    jobs = expand_jobs(prof, tmp_path / "out")
     job, folder = finished_run(jobs)
     meta = {"status": "complete", "cache_key": job.run_key}
     (folder / results.META).write_text(json.dumps(meta))
     Path(job.output).parent.mkdir(parents=True)
     Path(job.output).write_text("{}")
-    res = rp.JobResult(job.name, "ok")
-    rp._record(tmp_path / "out", job, res)
+    res = JobResult(job.name, "ok")
+    record(tmp_path / "out", job, res)
     monkeypatch.setattr(results, "run_problems", lambda d: [])
-    assert rp.is_cached(tmp_path / "out", job)
+    assert is_cached(tmp_path / "out", job)
     monkeypatch.setattr(results, "run_problems", lambda d: ["layers.csv: sha256"])
-    assert not rp.is_cached(tmp_path / "out", job)
+    assert not is_cached(tmp_path / "out", job)
     monkeypatch.setattr(results, "run_problems", lambda d: [])
     (folder / results.META).write_text('{"status": "compl')  # meta.json cut short
-    assert not rp.is_cached(tmp_path / "out", job)
+    assert not is_cached(tmp_path / "out", job)
 
 
 def test_smoke_description_states_its_epochs():
-    prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
+    prof = yaml.safe_load((layout.PROFILES / "smoke.yaml").read_text())
     words = {1: "one epoch", 2: "two epochs", 3: "three epochs"}
     assert words[prof["defaults"]["epochs"]] in " ".join(prof["description"].split())
 
@@ -364,8 +366,8 @@ def test_force_and_repair_recompute_training_runs(tmp_path):
     """End to end: --force retrains a finished run; a damaged one stops the batch, and
     --repair retrains it. Needs the run notebook's ``force`` parameter and
     ``vmflib.results.run_problems``."""
-    if "force" not in book.notebook_parameters(rp.NOTEBOOKS / rp.RUN_NOTEBOOK):
-        pytest.skip(f"{rp.RUN_NOTEBOOK} takes no 'force' parameter (it passes it to train.run)")
+    if "force" not in book.notebook_parameters(layout.NOTEBOOKS / layout.RUN_NOTEBOOK):
+        pytest.skip(f"{layout.RUN_NOTEBOOK} takes no 'force' parameter (it passes it to train.run)")
     if not hasattr(results, "run_problems"):
         pytest.skip("vmflib.results.run_problems is not there (it checks run folders)")
     profile = tiny_profile(tmp_path, chapters={name: False for name in book.CHAPTERS})

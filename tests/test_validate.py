@@ -9,6 +9,8 @@ import yaml
 
 from vmflib import reproduce as rp
 from vmflib import validate
+from vmflib.reproduce import layout, profiles
+from vmflib.train import RunConfig
 from vmflib.validate import UserError
 
 RUN = {"model": "fnn", "seeds": [0], "model_kwargs": {"hidden": 8}}
@@ -16,7 +18,7 @@ NO_CHAPTERS = {name: False for name in ("vmf_estimation", "toy_model", "claim_a"
 
 
 def profile_file(tmp_path, name="tiny", runs=None, defaults=None, chapters=None, **extra):
-    prof = yaml.safe_load((rp.PROFILES / "smoke.yaml").read_text())
+    prof = yaml.safe_load((layout.PROFILES / "smoke.yaml").read_text())
     prof.update({"name": name, "runs": runs or [RUN], "chapters": chapters or NO_CHAPTERS})
     prof["defaults"].update(defaults or {})
     prof.update(extra)
@@ -28,7 +30,7 @@ def profile_file(tmp_path, name="tiny", runs=None, defaults=None, chapters=None,
 def fails(path, *needles):
     """load_profile raises UserError whose message holds the file and every needle."""
     with pytest.raises(UserError) as info:
-        rp.load_profile(str(path))
+        profiles.load_profile(str(path))
     message = str(info.value)
     assert str(path) in message
     for needle in needles:
@@ -42,7 +44,7 @@ def test_profile_name_must_be_a_plain_identifier(tmp_path, name):
 
 
 def test_a_good_profile_loads(tmp_path):
-    prof = rp.load_profile(str(profile_file(tmp_path)))
+    prof = profiles.load_profile(str(profile_file(tmp_path)))
     assert prof.name == "tiny" and len(prof.runs) == 1
 
 
@@ -71,7 +73,7 @@ def test_batch_size_larger_than_the_data_set(tmp_path):
 
 
 def test_batch_size_against_mnist_size_without_loading_it():
-    config = rp.RunConfig(dataset="mnist", batch_size=70_000, epochs=1)
+    config = RunConfig(dataset="mnist", batch_size=70_000, epochs=1)
     with pytest.raises(UserError, match="60000 examples"):
         validate.check_run("p.yaml: runs[0]", config)
 
@@ -94,7 +96,7 @@ def test_bad_chapter_parameters(tmp_path, params, needle):
 
 def test_chapter_parameter_none_where_the_notebook_allows_it(tmp_path):
     path = profile_file(tmp_path, chapters={"toy_model": {"lr_decay_steps": None, "lr": 1}})
-    assert rp.load_profile(str(path)).chapters["toy_model"]["lr_decay_steps"] is None
+    assert profiles.load_profile(str(path)).chapters["toy_model"]["lr_decay_steps"] is None
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path):
@@ -104,9 +106,9 @@ def test_yaml_syntax_error_names_the_file(tmp_path):
 
 
 def test_every_page_of_the_book_has_its_source(tmp_path):
-    validate.check_book_sources(rp.BOOK, rp.NOTEBOOKS)
+    validate.check_book_sources(layout.BOOK, layout.NOTEBOOKS)
     with pytest.raises(UserError, match="lists pages without a source") as info:
-        validate.check_book_sources(tmp_path, rp.NOTEBOOKS)
+        validate.check_book_sources(tmp_path, layout.NOTEBOOKS)
     assert "methods.md" in str(info.value) and "intro.md" in str(info.value)
 
 

@@ -245,7 +245,7 @@ def _add_data_parser(sub) -> None:
 
 def _add_reproduce_parser(sub) -> None:
     """The ``reproduce`` subcommand."""
-    from .reproduce import default_out
+    from .reproduce.layout import default_out
 
     p = sub.add_parser(
         "reproduce",
