@@ -94,7 +94,7 @@ def runs_in_detail(run_names) -> list[str]:
     runs of seed :data:`DETAIL_SEED`, one per model and data set, in the given order.
 
     An ungrouped run is named ``<dataset>-<model>-seed<seed>``
-    (:func:`vmflib.reproduce.run_name`; data set and model names have no '-'); a grouped
+    (:func:`vmflib.reproduce.profiles.run_name`; data set and model names have no '-'); a grouped
     run's name also holds its batch size and learning rate
     (``<dataset>-<model>-b<b>-lr<lr>-seed<seed>``) and is never chosen.
     """

@@ -91,7 +91,7 @@ def canonical_json(obj) -> str:
 
 
 #: Modules that cannot change a notebook's output (tools around it); left out of job keys.
-TOOL_MODULES = ("bench", "__main__", "reproduce", "book", "bookcheck")
+TOOL_MODULES = ("bench", "__main__", "reproduce", "book", "bookcheck", "validate")
 PACKAGE = Path(__file__).parent
 
 

@@ -1,6 +1,6 @@
 """Checking a profile before any work starts, in the parent process.
 
-:func:`vmflib.reproduce.load_profile` reads a profile's YAML and builds one
+:func:`vmflib.reproduce.profiles.load_profile` reads a profile's YAML and builds one
 :class:`vmflib.train.RunConfig` per run; the checks here go further, each without loading
 data or starting a kernel:
 

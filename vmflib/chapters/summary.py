@@ -183,7 +183,7 @@ def cost_numbers(out: Path) -> dict:
     ``out/cache/<job>.json`` of the run folders under ``out/runs`` and ``out/groups/*`` and
     of the chapters that read no runs (kind "chapter" in :data:`vmflib.book.CHAPTERS`): the
     jobs that have finished before any results chapter, this one included, starts
-    (:func:`vmflib.reproduce.run_jobs` runs those in a second phase). Each record holds the
+    (:func:`vmflib.reproduce.batch.run_jobs` runs those in a second phase). Each record holds the
     papermill wall time of the job's last execution; a cached job keeps the time it took
     when it ran. run_seconds, n_runs: sum and count of ``seconds`` over the ``meta.json`` of
     those run folders (training and measuring; part of the run jobs' seconds).
