@@ -126,19 +126,35 @@ def toc(run_names=()) -> dict:
     return {"format": "jb-book", "root": ROOT_PAGE, "parts": parts}
 
 
+def notebook_defaults(path: Path) -> dict[str, tuple[object, str]]:
+    """name -> (default value, the line's comment) for every name assigned in the notebook's
+    cell tagged ``parameters`` (the ones papermill sets); the value is ``...`` where it is
+    not a Python literal. ValueError when the notebook has no such cell."""
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = "".join(cell["source"])
+        lines = source.splitlines()
+        found = {}
+        for node in ast.parse(source).body:
+            if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+                continue
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = ...
+            comment = lines[node.lineno - 1].partition("#")[2].strip()
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    found[t.id] = (value, comment)
+        return found
+    raise ValueError(f"{path} has no code cell tagged 'parameters'")
+
+
 def notebook_parameters(path: Path) -> tuple[str, ...]:
     """Names assigned in the notebook's cell tagged ``parameters`` (the ones papermill sets)."""
-    for cell in json.loads(path.read_text())["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return tuple(
-                t.id
-                for node in tree.body
-                if isinstance(node, (ast.Assign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                if isinstance(t, ast.Name)
-            )
-    raise ValueError(f"{path} has no code cell tagged 'parameters'")
+    return tuple(notebook_defaults(path))
 
 
 def build(book_dir: Path) -> Path:

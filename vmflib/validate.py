@@ -19,9 +19,7 @@ expected; the command line prints it without a traceback (exit status 2).
 
 from __future__ import annotations
 
-import ast
 import inspect
-import json
 import re
 from pathlib import Path
 
@@ -129,24 +127,12 @@ def train_size(dataset: str, data_kwargs: dict) -> int | None:
 
 # --- chapters --------------------------------------------------------------------------------
 def notebook_defaults(path: Path) -> dict[str, tuple[object, str]]:
-    """name -> (default value, the line's comment) of the notebook's ``parameters`` cell;
-    the value is ``...`` where it is not a literal."""
-    for cell in json.loads(Path(path).read_text())["cells"]:
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        source = "".join(cell["source"])
-        lines = source.splitlines()
-        found = {}
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                try:
-                    value = ast.literal_eval(node.value)
-                except ValueError:
-                    value = ...
-                comment = lines[node.lineno - 1].partition("#")[2]
-                found[node.targets[0].id] = (value, comment)
-        return found
-    raise UserError(f"{path} has no code cell tagged 'parameters'")
+    """:func:`vmflib.book.notebook_defaults`, with UserError when the notebook has no
+    ``parameters`` cell."""
+    try:
+        return book.notebook_defaults(path)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def check_chapter_parameters(where: str, notebook: Path, params: dict) -> None:

@@ -16,7 +16,6 @@ measuring, inside the run's job) (:func:`cost_numbers`).
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -130,23 +129,13 @@ def glance_table(a_v: pd.DataFrame, b_v: pd.DataFrame, b_est: list[str]) -> pd.D
 
 
 # --- the du_drivers grid -------------------------------------------------------------------------
-def notebook_defaults(path: Path) -> dict:
-    """The literal values assigned in a notebook's cell tagged ``parameters``."""
-    for cell in json.loads(Path(path).read_text())["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return {
-                node.targets[0].id: ast.literal_eval(node.value)
-                for node in tree.body
-                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-            }
-    raise ValueError(f"{path} has no code cell tagged 'parameters'")
-
-
 def du_parameters(chapters: dict | None) -> dict:
     """The keyword arguments of :func:`vmflib.chapters.du_drivers.compute` that chapter
     du_drivers runs with: its notebook's defaults < ``chapters["du_drivers"]``."""
-    params = notebook_defaults(NOTEBOOKS / f"{DU_GROUP}.ipynb")
+    from ..book import notebook_defaults
+
+    defaults = notebook_defaults(NOTEBOOKS / f"{DU_GROUP}.ipynb")
+    params = {name: value for name, (value, _) in defaults.items()}
     params.update((chapters or {}).get(DU_GROUP) or {})
     return {k: v for k, v in params.items() if k not in ("results_dir", "profile")}
 
