@@ -300,3 +300,11 @@ def test_tables_show_labels_formatted_numbers_and_no_index():
         "25.4",
         "113",
     ]
+
+
+def test_a_p_value_that_underflowed_reads_as_a_bound_not_zero():
+    from vmflib.chapters import format_p_value
+
+    assert format_p_value(0.0) == "< 1e-300"
+    assert format_p_value(5e-324) == "4.94e-324"
+    assert format_p_value(0.0123) == "0.0123"

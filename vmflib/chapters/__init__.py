@@ -90,6 +90,12 @@ def format_number(value, digits: int = 3) -> str:
     return f"{v:,.{max(0, digits - 1 - magnitude)}f}"
 
 
+def format_p_value(p: float, digits: int = 3) -> str:
+    """A p-value for display: :func:`format_number`, except that 0 (a p-value below the
+    smallest float64, 5e-324, underflows to 0) reads '< 1e-300'."""
+    return "< 1e-300" if p == 0 else format_number(p, digits)
+
+
 #: CSS of a displayed table: room between the columns, a rule under the header.
 TABLE_STYLES = [
     {"selector": "th, td", "props": "padding: 0.15em 0.5em;"},
