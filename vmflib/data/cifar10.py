@@ -78,10 +78,10 @@ def fetch(root: pathlib.Path) -> pathlib.Path:
 
 def _file_md5(path: pathlib.Path) -> str | None:
     """md5 hex digest of a file, None when it is absent."""
-    import hashlib
+    from .files import file_digest
 
     try:
-        return hashlib.md5(path.read_bytes()).hexdigest()
+        return file_digest(path, "md5")
     except FileNotFoundError:
         return None
 

@@ -86,13 +86,19 @@ def atomic_write(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
-def sha256_file(path: pathlib.Path) -> str:
-    """sha256 hex digest of one file's bytes."""
-    h = hashlib.sha256()
+def file_digest(path: pathlib.Path, algorithm: str = "sha256") -> str:
+    """Hex digest of one file's bytes (``algorithm``: a :func:`hashlib.new` name), read a
+    block at a time."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_BLOCK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    """sha256 hex digest of one file's bytes."""
+    return file_digest(path, "sha256")
 
 
 def sha256_files(paths: Iterable[pathlib.Path]) -> str:

@@ -12,17 +12,13 @@ be written is verified without the cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
 import warnings
 
-from .files import atomic_write
+from .files import atomic_write, file_digest
 from .spec import DatasetSpec, split_checksum
-
-#: Bytes read at a time when hashing a file.
-_BLOCK = 1 << 20
 
 
 class DataIntegrityError(ValueError):
@@ -31,11 +27,7 @@ class DataIntegrityError(ValueError):
 
 def file_checksum(path: pathlib.Path, algorithm: str) -> str:
     """``"<algorithm>:<hex digest>"`` of one file's bytes."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            h.update(block)
-    return f"{algorithm}:{h.hexdigest()}"
+    return f"{algorithm}:{file_digest(path, algorithm)}"
 
 
 def verified_cache_path(root: pathlib.Path, name: str) -> pathlib.Path:
