@@ -22,6 +22,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The repository root (rerun commands are written relative to it) and the folder of the
+#: committed notebooks, ``notebooks/<name>.ipynb``.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
 #: Chapter kinds: "chapter" runs on its own; "results" reads training runs of the profile
 #: (it gets ``results_dir`` and ``profile`` and runs after the runs).
 KINDS = ("chapter", "results")
@@ -175,8 +180,6 @@ def build(book_dir: Path) -> Path:
 INPUT_TAGS = ("remove-input", "remove-cell", "hide-input")
 #: Tags of the cells that hold papermill's parameters (its defaults and the injected values).
 PARAMETER_TAGS = ("parameters", "injected-parameters")
-#: The repository root: rerun commands are written relative to it.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def present_notebook(nb, *, notebook: str, parameters: dict, out: Path, profile: str):

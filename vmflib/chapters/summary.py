@@ -28,8 +28,6 @@ from . import ChapterResult, claim_a, claim_b
 
 #: The run group (under ``<out>/groups``) and the chapter whose verdicts the summary quotes.
 DU_GROUP = "du_drivers"
-#: The notebooks folder of the repository (for the du_drivers chapter's default parameters).
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def compute(results_dir, profile: str | None = None, chapters: dict | None = None) -> ChapterResult:
@@ -132,7 +130,7 @@ def glance_table(a_v: pd.DataFrame, b_v: pd.DataFrame, b_est: list[str]) -> pd.D
 def du_parameters(chapters: dict | None) -> dict:
     """The keyword arguments of :func:`vmflib.chapters.du_drivers.compute` that chapter
     du_drivers runs with: its notebook's defaults < ``chapters["du_drivers"]``."""
-    from ..book import notebook_defaults
+    from ..book import NOTEBOOKS, notebook_defaults
 
     defaults = notebook_defaults(NOTEBOOKS / f"{DU_GROUP}.ipynb")
     params = {name: value for name, (value, _) in defaults.items()}

@@ -23,11 +23,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import book
+
 if TYPE_CHECKING:
     from .jobs import Job
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
+ROOT = book.REPO_ROOT
+NOTEBOOKS = book.NOTEBOOKS
 PROFILES = NOTEBOOKS / "profiles"
 BOOK = ROOT / "book"
 #: The notebook that trains and measures one run: one job per run of a profile.
